@@ -1,0 +1,259 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+const (
+	// DefaultHTTPAddr is the address of the agent's HTTP API that NewClient
+	// uses when it is given no address and HTTPAddrEnv is unset.
+	DefaultHTTPAddr = "127.0.0.1:8500"
+
+	// HTTPAddrEnv names the environment variable that overrides
+	// DefaultHTTPAddr, as CONSUL_HTTP_ADDR does for Consul.
+	HTTPAddrEnv = "CONCLAVE_HTTP_ADDR"
+)
+
+const (
+	// requestTimeout bounds a whole request, from dial to the last byte of
+	// the body, so that a CLI pointed at a dead or black-holed address
+	// reports an error instead of hanging.
+	requestTimeout = 10 * time.Second
+
+	// slowRequestTimeout replaces requestTimeout for the requests whose
+	// answer waits on network work the agent does for the caller: a join
+	// dials the remote agent, and a graceful leave waits for the leave to
+	// propagate and for the Raft configuration to drop the server (the
+	// agent allows 10s for that alone).
+	slowRequestTimeout = 30 * time.Second
+
+	// dialTimeout is shorter than requestTimeout so that an unreachable
+	// host fails with a dial error, which says more than a client timeout.
+	dialTimeout = 5 * time.Second
+
+	// maxErrorBody caps how much of a non-2xx answer goes into a
+	// StatusError, and how much of any body is drained for keep-alive.
+	maxErrorBody = 64 << 10
+)
+
+// StatusError is returned by the Client methods when the agent answers with
+// a status code outside 2xx. Callers can inspect it with errors.As.
+type StatusError struct {
+	// Code is the HTTP status code of the answer.
+	Code int
+	// Body is the body of the answer, trimmed of surrounding white space.
+	// The agent sends a one-line plain-text message.
+	Body string
+}
+
+// Error returns the message in the form Consul's api package uses,
+// "Unexpected response code: 500 (body)", so that scripts written for
+// Consul's CLI recognise it.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("Unexpected response code: %d (%s)", e.Code, e.Body)
+}
+
+// Client is a thin client for the HTTP API of a running Conclave agent. It
+// holds one keep-alive HTTP client and is safe for concurrent use. Each
+// request times out after 10s (30s for Join and Leave); the connection
+// attempt alone after 5s.
+type Client struct {
+	// base is the scheme and host of the agent, without a trailing slash,
+	// for example "http://127.0.0.1:8500".
+	base string
+	http *http.Client
+
+	// timeout and slowTimeout bound each request; see requestTimeout and
+	// slowRequestTimeout. They are fields so that tests can shorten them.
+	timeout, slowTimeout time.Duration
+}
+
+// NewClient returns a client for the agent whose HTTP API listens on addr.
+// addr is "host:port" (http is assumed) or an http:// or https:// URL with
+// no path. An empty addr means the value of HTTPAddrEnv, or DefaultHTTPAddr
+// when that is unset.
+func NewClient(addr string) (*Client, error) {
+	if addr == "" {
+		addr = os.Getenv(HTTPAddrEnv)
+	}
+	if addr == "" {
+		addr = DefaultHTTPAddr
+	}
+	base, err := parseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	transport := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   dialTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: dialTimeout,
+	}
+	return &Client{
+		base:        base,
+		http:        &http.Client{Transport: transport},
+		timeout:     requestTimeout,
+		slowTimeout: slowRequestTimeout,
+	}, nil
+}
+
+// parseAddr turns an agent address into the base URL requests are made to.
+func parseAddr(addr string) (string, error) {
+	raw := addr
+	// "127.0.0.1:8500" and "localhost:8500" are not URLs that url.Parse
+	// reads as intended, so give them the default scheme first.
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("parse http address %q: %w", addr, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("http address %q: unsupported scheme %q", addr, u.Scheme)
+	case u.Host == "":
+		return "", fmt.Errorf("http address %q: missing host", addr)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return "", fmt.Errorf("http address %q: want only scheme, host and port", addr)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// Members returns the members of the agent's gossip pool
+// (GET /v1/agent/members).
+func (c *Client) Members() ([]*Member, error) {
+	var out []*Member
+	if err := c.do(c.timeout, http.MethodGet, "/v1/agent/members", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Self returns the agent's configuration basics, its own member entry and
+// its stats (GET /v1/agent/self).
+func (c *Client) Self() (*Self, error) {
+	var out Self
+	if err := c.do(c.timeout, http.MethodGet, "/v1/agent/self", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Leader returns the Raft address of the cluster leader, or "" when there
+// is none (GET /v1/status/leader).
+func (c *Client) Leader() (string, error) {
+	var out string
+	if err := c.do(c.timeout, http.MethodGet, "/v1/status/leader", nil, &out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// Peers returns the Raft addresses of the servers in the Raft configuration
+// (GET /v1/status/peers).
+func (c *Client) Peers() ([]string, error) {
+	var out []string
+	if err := c.do(c.timeout, http.MethodGet, "/v1/status/peers", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RaftConfiguration returns the Raft configuration with the state of each
+// server (GET /v1/operator/raft/configuration).
+func (c *Client) RaftConfiguration() (*RaftConfiguration, error) {
+	var out RaftConfiguration
+	if err := c.do(c.timeout, http.MethodGet, "/v1/operator/raft/configuration", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RaftRemovePeerByID removes the server with the given Raft ID from the Raft
+// configuration (DELETE /v1/operator/raft/peer?id=<id>).
+func (c *Client) RaftRemovePeerByID(id string) error {
+	return c.do(c.timeout, http.MethodDelete, "/v1/operator/raft/peer", url.Values{"id": {id}}, nil)
+}
+
+// Join asks the agent to join the gossip pool through the agent at addr
+// (PUT /v1/agent/join/<addr>). It waits up to 30s, not 10s, since the agent
+// answers only once it has contacted addr.
+func (c *Client) Join(addr string) error {
+	return c.do(c.slowTimeout, http.MethodPut, "/v1/agent/join/"+url.PathEscape(addr), nil, nil)
+}
+
+// Leave asks the agent to leave the gossip pool gracefully and shut down
+// (PUT /v1/agent/leave). It waits up to 30s, not 10s, since the agent
+// answers only once the leave is complete.
+func (c *Client) Leave() error {
+	return c.do(c.slowTimeout, http.MethodPut, "/v1/agent/leave", nil, nil)
+}
+
+// ForceLeave asks the agent to move the failed member node to the left
+// state (PUT /v1/agent/force-leave/<node>).
+func (c *Client) ForceLeave(node string) error {
+	return c.do(c.timeout, http.MethodPut, "/v1/agent/force-leave/"+url.PathEscape(node), nil, nil)
+}
+
+// Bootstrap returns why the cluster was, or has not yet been, bootstrapped
+// (GET /v1/operator/bootstrap).
+func (c *Client) Bootstrap() (*BootstrapStatus, error) {
+	var out BootstrapStatus
+	if err := c.do(c.timeout, http.MethodGet, "/v1/operator/bootstrap", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// do sends one request to path, which must already be escaped, and decodes
+// a 2xx JSON answer into out unless out is nil. Any other status becomes a
+// *StatusError. timeout bounds the whole exchange, body included.
+func (c *Client) do(timeout time.Duration, method, path string, query url.Values, out any) error {
+	target := c.base + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// *url.Error already names the method and URL.
+		return err
+	}
+	defer func() {
+		// Read what is left so that the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s response: %w", method, path, err)
+	}
+	return nil
+}

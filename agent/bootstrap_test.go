@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/conclavehq/conclave/gossip"
+)
+
+func srv(name string, expect int, status serf.MemberStatus) gossip.ServerInfo {
+	return gossip.ServerInfo{Name: name, ID: "id-" + name, Datacenter: "dc1", Addr: net.IPv4(127, 0, 0, 1), RaftPort: 8300, Expect: expect, Status: status}
+}
+
+func names(set []gossip.ServerInfo) string {
+	var out []string
+	for _, s := range set {
+		out = append(out, s.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestEvaluate(t *testing.T) {
+	alive, failed, left := serf.StatusAlive, serf.StatusFailed, serf.StatusLeft
+	withState := func(s gossip.ServerInfo) gossip.ServerInfo { s.HasState = true; return s }
+	withBootstrap := func(s gossip.ServerInfo) gossip.ServerInfo { s.Bootstrap = true; return s }
+	cases := []struct {
+		name      string
+		self      string
+		servers   []gossip.ServerInfo
+		wantClaim bool
+		wantSet   string
+		reason    string
+	}{
+		{name: "too few", self: "a", servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive)},
+			wantSet: "a,b", reason: "waiting for 3 servers, 2 seen"},
+		{name: "lowest claims", self: "a", servers: []gossip.ServerInfo{srv("c", 3, alive), srv("a", 3, alive), srv("b", 3, alive)},
+			wantClaim: true, wantSet: "a,b,c"},
+		{name: "not lowest waits", self: "b", servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)},
+			wantSet: "a,b,c", reason: "3 servers seen; a has the lowest name and bootstraps the cluster"},
+		{name: "more than expect: all included", self: "a",
+			servers:   []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive), srv("d", 3, alive), srv("e", 3, alive)},
+			wantClaim: true, wantSet: "a,b,c,d,e"},
+		{name: "failed and left servers do not count", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, failed), srv("d", 3, left)},
+			wantSet: "a,b", reason: "waiting for 3 servers, 2 seen"},
+		{name: "a failed lower server does not make self wait", self: "b",
+			servers:   []gossip.ServerInfo{srv("a", 3, failed), srv("b", 3, alive), srv("c", 3, alive), srv("d", 3, alive)},
+			wantClaim: true, wantSet: "b,c,d"},
+		{name: "existing cluster blocks", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), withState(srv("b", 3, alive)), srv("c", 3, alive)},
+			reason:  "a cluster exists (server b has raft state); waiting for its leader to add this server"},
+		{name: "failed server with state still blocks (fail closed)", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), withState(srv("z", 3, failed)), srv("b", 3, alive), srv("c", 3, alive)},
+			reason:  "a cluster exists (server z has raft state); waiting for its leader to add this server"},
+		{name: "left server with state does not block", self: "a",
+			servers:   []gossip.ServerInfo{srv("a", 3, alive), withState(srv("z", 3, left)), srv("b", 3, alive), srv("c", 3, alive)},
+			wantClaim: true, wantSet: "a,b,c"},
+		{name: "conflicting expect blocks and names the server", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 5, alive), srv("c", 3, alive), srv("d", 3, alive)},
+			wantSet: "a,c,d", reason: "bootstrap blocked: servers disagree with bootstrap_expect = 3: b (bootstrap_expect = 5)"},
+		{name: "bootstrap=true peer blocks", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), withBootstrap(srv("b", 0, alive)), srv("c", 3, alive), srv("d", 3, alive)},
+			wantSet: "a,c,d", reason: "bootstrap blocked: servers disagree with bootstrap_expect = 3: b (bootstrap = true)"},
+		{name: "servers without expect are not counted", self: "a",
+			servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 0, alive), srv("c", 3, alive)},
+			wantSet: "a,c", reason: "waiting for 3 servers, 2 seen"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var self gossip.ServerInfo
+			for _, s := range tc.servers {
+				if s.Name == tc.self {
+					self = s
+				}
+			}
+			d := evaluate(view{self: self, expect: 3, servers: tc.servers})
+			if d.claim != tc.wantClaim {
+				t.Errorf("evaluate().claim = %v, want %v (reason %q)", d.claim, tc.wantClaim, d.reason)
+			}
+			if got := names(d.set); got != tc.wantSet {
+				t.Errorf("evaluate().set = %q, want %q", got, tc.wantSet)
+			}
+			if d.reason != tc.reason {
+				t.Errorf("evaluate().reason = %q, want %q", d.reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestJudge(t *testing.T) {
+	alive := serf.StatusAlive
+	now := time.Unix(1000, 0)
+	three := []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}
+	claimABC := claim{Candidate: "a", ID: "id-a", Expect: 3, Servers: []string{"a", "b", "c"}}
+	cases := []struct {
+		name     string
+		hasState bool
+		servers  []gossip.ServerInfo
+		promise  promise
+		claim    claim
+		yes      bool
+		reason   string
+	}{
+		{name: "agrees", servers: three, claim: claimABC, yes: true},
+		{name: "has state", hasState: true, servers: three, claim: claimABC, reason: "has raft state"},
+		{name: "expect differs", servers: three, claim: claim{Candidate: "a", Expect: 5, Servers: []string{"a", "b", "c"}},
+			reason: "bootstrap_expect is 3, not 5"},
+		{name: "views differ: sees a lower server the candidate does not",
+			servers: append([]gossip.ServerInfo{srv("0", 3, alive)}, three...), claim: claimABC,
+			reason: "sees servers [0 a b c], not [a b c]"},
+		{name: "views differ: candidate sees more", servers: three[:2],
+			claim: claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c"}}, reason: "sees servers [a b], not [a b c]"},
+		{name: "promised to another candidate", servers: three, claim: claimABC,
+			promise: promise{candidate: "x", until: now.Add(3 * time.Second)}, reason: "promised to x for 3s more"},
+		{name: "expired promise does not bind", servers: three, claim: claimABC,
+			promise: promise{candidate: "x", until: now.Add(-time.Millisecond)}, yes: true},
+		{name: "promise to the same candidate is renewed", servers: three, claim: claimABC,
+			promise: promise{candidate: "a", until: now.Add(time.Second)}, yes: true},
+		{name: "cluster exists", servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), {Name: "c", ID: "id-c", Datacenter: "dc1", Expect: 3, Status: alive, HasState: true}},
+			claim: claimABC, reason: "a cluster exists (server c has raft state); waiting for its leader to add this server"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := view{self: srv("b", 3, alive), expect: 3, hasState: tc.hasState, servers: tc.servers}
+			a := judge(v, tc.promise, tc.claim, now)
+			if a.Yes != tc.yes || a.Reason != tc.reason {
+				t.Errorf("judge() = (yes %v, %q), want (yes %v, %q)", a.Yes, a.Reason, tc.yes, tc.reason)
+			}
+			if a.Name != "b" || a.ID != "id-b" {
+				t.Errorf("judge() answered as %s/%s, want b/id-b", a.Name, a.ID)
+			}
+		})
+	}
+}
+
+// TestClaimSafety checks the heart of the argument on the pure functions:
+// once a server said yes to one candidate, no other candidate gets its yes
+// while the promise lasts, whatever its view.
+func TestClaimSafety(t *testing.T) {
+	alive := serf.StatusAlive
+	now := time.Unix(1000, 0)
+	z := view{self: srv("z", 3, alive), expect: 3, servers: []gossip.ServerInfo{srv("b", 3, alive), srv("c", 3, alive), srv("z", 3, alive)}}
+	first := claim{Candidate: "b", Expect: 3, Servers: []string{"b", "c", "z"}}
+	a := judge(z, promise{}, first, now)
+	if !a.Yes {
+		t.Fatalf("judge(first) = no (%s), want yes", a.Reason)
+	}
+	p := promise{candidate: "b", until: now.Add(claimLease)}
+	// z now learns of a lower-named server; its view matches the new claim.
+	z.servers = append(z.servers, srv("a", 3, alive))
+	second := claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c", "z"}}
+	for _, at := range []time.Duration{0, claimDeadline, claimLease - time.Millisecond} {
+		if a := judge(z, p, second, now.Add(at)); a.Yes {
+			t.Errorf("judge(second) at +%s = yes, want no while promised", at)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// The server port carries two protocols, told apart by the first byte of
+// each connection, as Consul's RPC port does: Raft's own, and HTTP requests
+// that a follower forwards to the leader. Forwarding over the Raft port
+// needs no extra port or address, and reaches the leader even when its HTTP
+// API listens on loopback only.
+const (
+	protoRaft    byte = 'R'
+	protoForward byte = 'F'
+
+	// protoReadTimeout bounds how long an inbound connection may take to
+	// send its first byte.
+	protoReadTimeout = 5 * time.Second
+)
+
+// mux accepts connections on the server port and hands each to the
+// listener of its protocol.
+type mux struct {
+	ln        net.Listener
+	advertise net.Addr
+	logger    hclog.Logger
+	raft      *subListener
+	forward   *subListener
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func newMux(bind string, advertiseIP string, logger hclog.Logger) (*mux, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen on server port %s: %w", bind, err)
+	}
+	ip := net.ParseIP(advertiseIP)
+	if ip == nil || ip.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("advertise address %q is not a usable IP", advertiseIP)
+	}
+	adv := &net.TCPAddr{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
+	m := &mux{ln: ln, advertise: adv, logger: logger.Named("mux"), done: make(chan struct{})}
+	m.raft = &subListener{addr: adv, conns: make(chan net.Conn), done: m.done, close: m.Close}
+	m.forward = &subListener{addr: adv, conns: make(chan net.Conn), done: m.done, close: m.Close}
+	return m, nil
+}
+
+// Serve accepts connections until Close.
+func (m *mux) Serve() {
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.logger.Error("accept failed", "error", err)
+			return
+		}
+		go m.route(c)
+	}
+}
+
+func (m *mux) route(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(protoReadTimeout))
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	var sub *subListener
+	switch b[0] {
+	case protoRaft:
+		sub = m.raft
+	case protoForward:
+		sub = m.forward
+	default:
+		m.logger.Warn("unknown protocol on server port", "byte", b[0], "remote", c.RemoteAddr().String())
+		c.Close()
+		return
+	}
+	select {
+	case sub.conns <- c:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// Close stops accepting; both sub-listeners report closed.
+func (m *mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+	})
+	return err
+}
+
+// dial opens a connection to a server port for protocol proto.
+func dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{proto}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// subListener is the net.Listener of one protocol on the mux.
+type subListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	close func() error
+}
+
+func (l *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *subListener) Close() error   { return l.close() }
+func (l *subListener) Addr() net.Addr { return l.addr }
+
+// raftStream is the raft.StreamLayer on the mux.
+type raftStream struct{ *subListener }
+
+func (s raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return dial(ctx, string(addr), protoRaft)
+}

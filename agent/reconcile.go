@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/conclavehq/conclave/consensus"
+	"github.com/conclavehq/conclave/gossip"
+)
+
+// reconcileInterval is the period of the full pass that repairs anything a
+// missed member event left behind.
+const reconcileInterval = 60 * time.Second
+
+// reconcileOpTimeout bounds one AddVoter or RemoveServer.
+const reconcileOpTimeout = 10 * time.Second
+
+// raftMembership is the part of consensus.Node the reconciler uses; the
+// tests give it an in-memory Raft.
+type raftMembership interface {
+	Configuration() ([]consensus.Server, uint64, error)
+	AddVoter(ctx context.Context, id, addr string) error
+	RemoveServer(ctx context.Context, id string) error
+	LeaderCh() <-chan bool
+	IsLeader() bool
+}
+
+// memberSource is the part of gossip.Pool the reconciler uses.
+type memberSource interface {
+	Members() []serf.Member
+}
+
+// reconciler is the leader's membership loop: it turns gossip membership
+// into Raft membership. It runs only while this server leads: on gaining
+// leadership, on every member event (Poke) and every reconcileInterval.
+type reconciler struct {
+	logger hclog.Logger
+	raft   raftMembership
+	pool   memberSource
+	selfID string
+	dc     string
+
+	trigger chan struct{}
+
+	mu     sync.Mutex
+	reaped map[string]string // node ID -> name, reaped since the last pass
+}
+
+func newReconciler(logger hclog.Logger, r raftMembership, pool memberSource, selfID, dc string) *reconciler {
+	return &reconciler{
+		logger:  logger.Named("reconcile"),
+		raft:    r,
+		pool:    pool,
+		selfID:  selfID,
+		dc:      dc,
+		trigger: make(chan struct{}, 1),
+		reaped:  make(map[string]string),
+	}
+}
+
+// Poke asks for a pass soon; it never blocks.
+func (r *reconciler) Poke() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Reaped records servers that Serf reaped, so the next pass removes them
+// from Raft: once reaped they are no longer in the member list.
+func (r *reconciler) Reaped(members []serf.Member) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range members {
+		if s, ok := gossip.ParseServer(m); ok && s.Datacenter == r.dc {
+			r.reaped[s.ID] = s.Name
+		}
+	}
+}
+
+// Run waits for leadership and reconciles while it lasts, until ctx ends.
+func (r *reconciler) Run(ctx context.Context) {
+	var (
+		stop func()
+		done chan struct{}
+	)
+	lead := func(isLeader bool) {
+		if stop != nil {
+			stop()
+			<-done
+			stop = nil
+		}
+		if isLeader {
+			var lctx context.Context
+			lctx, stop = context.WithCancel(ctx)
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				r.leaderLoop(lctx)
+			}()
+		}
+	}
+	defer lead(false)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader := <-r.raft.LeaderCh():
+			// Signals can coalesce; trust the current state over the value.
+			lead(isLeader && r.raft.IsLeader())
+		}
+	}
+}
+
+func (r *reconciler) leaderLoop(ctx context.Context) {
+	r.logger.Info("gained leadership; reconciling membership")
+	t := time.NewTicker(reconcileInterval)
+	defer t.Stop()
+	for {
+		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("reconcile pass stopped", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			r.logger.Info("lost leadership; reconciler stopped")
+			return
+		case <-r.trigger:
+		case <-t.C:
+		}
+	}
+}
+
+// errLostLeadership ends a pass when leadership goes away mid-pass.
+var errLostLeadership = errors.New("lost leadership during reconcile")
+
+// Pass makes one full reconciliation:
+//   - an alive server missing from the configuration is added as a voter;
+//   - a known ID at a new address is updated in place (AddVoter on the same
+//     ID keeps its vote);
+//   - an entry whose address now belongs to a different ID is removed first;
+//   - a server that left, or was reaped, is removed;
+//   - a failed server is kept: it may come back.
+//
+// The leader never removes itself here, and a pass stops at the first
+// sign that this server no longer leads.
+func (r *reconciler) Pass(ctx context.Context) error {
+	servers, _, err := r.raft.Configuration()
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]consensus.Server, len(servers))
+	byAddr := make(map[string]consensus.Server, len(servers))
+	for _, s := range servers {
+		byID[s.ID] = s
+		byAddr[s.Address] = s
+	}
+
+	r.mu.Lock()
+	reaped := r.reaped
+	r.reaped = make(map[string]string)
+	r.mu.Unlock()
+
+	alive := make(map[string]bool)
+	for _, m := range r.pool.Members() {
+		s, ok := gossip.ParseServer(m)
+		if !ok || s.Datacenter != r.dc {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch m.Status {
+		case serf.StatusAlive:
+			alive[s.ID] = true
+			if err := r.ensureVoter(ctx, s, byID, byAddr); err != nil {
+				return err
+			}
+		case serf.StatusLeft:
+			if _, ok := byID[s.ID]; ok && s.ID != r.selfID {
+				if err := r.remove(ctx, s.ID, s.Name, "left"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for id, name := range reaped {
+		if _, ok := byID[id]; ok && id != r.selfID && !alive[id] {
+			if err := r.remove(ctx, id, name, "reaped"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID, byAddr map[string]consensus.Server) error {
+	addr := s.RaftAddr()
+	cur, known := byID[s.ID]
+	if known && cur.Address == addr && cur.Voter {
+		return nil
+	}
+	if stale, ok := byAddr[addr]; ok && stale.ID != s.ID {
+		if stale.ID == r.selfID {
+			r.logger.Error("a server advertises the leader's own raft address; not touching it", "server", s.Name, "addr", addr)
+			return nil
+		}
+		// The old holder of this address is gone (the address is now
+		// someone else's); dropping its entry only shrinks the quorum.
+		if err := r.remove(ctx, stale.ID, "", "address taken by "+s.Name); err != nil {
+			return err
+		}
+	}
+	op := "adding voter"
+	if known {
+		op = "updating voter address"
+	}
+	r.logger.Info(op, "server", s.Name, "id", s.ID, "addr", addr)
+	octx, cancel := context.WithTimeout(ctx, reconcileOpTimeout)
+	defer cancel()
+	if err := r.raft.AddVoter(octx, s.ID, addr); err != nil {
+		return r.opErr(err)
+	}
+	return nil
+}
+
+func (r *reconciler) remove(ctx context.Context, id, name, why string) error {
+	r.logger.Info("removing server", "server", name, "id", id, "reason", why)
+	octx, cancel := context.WithTimeout(ctx, reconcileOpTimeout)
+	defer cancel()
+	if err := r.raft.RemoveServer(octx, id); err != nil {
+		return r.opErr(err)
+	}
+	return nil
+}
+
+func (r *reconciler) opErr(err error) error {
+	if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrShutdown) {
+		return errLostLeadership
+	}
+	return err
+}

@@ -1,0 +1,206 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/cli"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/conclavehq/conclave/agent"
+	"github.com/conclavehq/conclave/config"
+)
+
+// gracefulTimeout bounds a graceful leave on the first signal.
+const gracefulTimeout = 15 * time.Second
+
+// AgentCommand runs a Conclave agent until it is told to stop.
+type AgentCommand struct {
+	// Ui receives the start-up summary, configuration warnings and errors.
+	Ui cli.Ui
+	// ShutdownCh, when set, replaces the process signals: a value on it
+	// acts as SIGINT. Tests use it.
+	ShutdownCh <-chan os.Signal
+}
+
+// Help returns the usage text.
+func (c *AgentCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: conclave agent [options]
+
+  Starts a Conclave agent and runs until an interrupt is received. The
+  agent is a server (it takes part in Raft and may bootstrap the cluster)
+  or a client (it only gossips). Configuration comes from files and
+  directories, in the order given, then from the flags below, which
+  override the files.
+
+Options:
+
+  -config-file=<path>      A configuration file (HCL or JSON). May repeat.
+  -config-dir=<path>       A directory whose *.hcl and *.json files are
+                           loaded in lexical order. May repeat.
+  -dev                     Run one server in dev mode: in-memory Raft, no
+                           data_dir, HTTP API on 127.0.0.1:8500.
+  -node=<name>             Node name, unique in the pool. Default: hostname.
+  -datacenter=<name>       Datacenter. Default: dc1.
+  -data-dir=<path>         Directory for the node ID, Raft and Serf state.
+  -server                  Run as a server.
+  -bootstrap-expect=<n>    Servers to wait for before bootstrapping.
+  -bootstrap               Bootstrap a single server at once.
+  -bind=<addr>             Address to bind gossip and Raft to.
+                           Accepts go-sockaddr templates.
+  -advertise=<addr>        Address to advertise to other nodes.
+                           Accepts go-sockaddr templates.
+  -client=<addr>           Address the HTTP API binds to. Default 127.0.0.1.
+  -http-port=<port>        HTTP API port. Default 8500.
+  -serf-lan-port=<port>    Gossip port. Default 8301.
+  -server-port=<port>      Raft port. Default 8300.
+  -retry-join=<entry>      Address, DNS name or go-discover string to join.
+                           May repeat.
+  -retry-interval=<dur>    Time between join attempts. Default 30s.
+  -retry-max=<n>           Join attempts before giving up; 0 is forever.
+  -log-level=<level>       trace, debug, info, warn or error. Default info.
+  -log-json                Write logs as JSON.
+
+Signals:
+
+  SIGINT and SIGTERM shut the agent down. By default a server does not
+  leave the cluster on either (skip_leave_on_interrupt = true,
+  leave_on_terminate = false), so a restart keeps its place; set those keys
+  to leave instead. A second signal exits at once. SIGHUP reloads the log
+  level from the configuration files.
+`)
+}
+
+// Synopsis returns a one-line description.
+func (c *AgentCommand) Synopsis() string { return "Runs a Conclave agent" }
+
+// Run parses the configuration, starts the agent and waits for a signal.
+func (c *AgentCommand) Run(args []string) int {
+	var (
+		paths pathList
+		flags config.Flags
+	)
+	fs := newFlagSet(c.Ui, "agent", c.Help())
+	fs.Var(&paths, "config-file", "")
+	fs.Var(&paths, "config-dir", "")
+	flags.AddTo(fs)
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() > 0 {
+		c.Ui.Error(fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+		return 1
+	}
+	opts := config.LoadOptions{Paths: paths, Flags: &flags}
+	res, err := config.Load(opts)
+	if err != nil {
+		c.Ui.Error("Error loading configuration: " + err.Error())
+		return 1
+	}
+	for _, w := range res.Warnings {
+		c.Ui.Warn("WARNING: " + w)
+	}
+	cfg := res.Config
+
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "conclave",
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON,
+		Output:     os.Stdout,
+	})
+	agent.Version = Version
+
+	a, err := agent.New(cfg, logger)
+	if err != nil {
+		c.Ui.Error("Error starting agent: " + err.Error())
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a.Start(ctx)
+
+	c.Ui.Output("Conclave agent running!")
+	c.Ui.Info(fmt.Sprintf("  Node name: %s\n    Node ID: %s\n     Server: %t (bootstrap_expect: %d)\n   HTTP API: %s\n       Raft: %s\n Datacenter: %s",
+		cfg.NodeName, a.NodeID(), cfg.Server, cfg.BootstrapExpect, a.HTTPAddr(), a.RaftAddr(), cfg.Datacenter))
+
+	return c.wait(a, cfg, opts, logger)
+}
+
+// wait handles signals until the agent stops. The first SIGINT or SIGTERM
+// shuts down gracefully (leaving first if so configured); a second one
+// exits at once.
+func (c *AgentCommand) wait(a *agent.Agent, cfg *config.Config, opts config.LoadOptions, logger hclog.Logger) int {
+	sigCh := c.ShutdownCh
+	if sigCh == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigCh = ch
+	}
+	for {
+		var sig os.Signal
+		select {
+		case <-a.ShutdownCh():
+			if err := a.Err(); err != nil {
+				c.Ui.Error("Agent stopped: " + err.Error())
+				return 1
+			}
+			return 0
+		case sig = <-sigCh:
+		}
+		if sig == syscall.SIGHUP {
+			c.reload(opts, logger)
+			continue
+		}
+		logger.Info("caught signal", "signal", sig.String())
+		leave := (sig == syscall.SIGTERM && cfg.LeaveOnTerminate) || (sig == os.Interrupt && !cfg.SkipLeaveOnInterrupt)
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			if leave {
+				err = a.Leave()
+			}
+			done <- errors.Join(err, a.Shutdown())
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				c.Ui.Error("Error during shutdown: " + err.Error())
+				return 1
+			}
+			return 0
+		case <-sigCh:
+			c.Ui.Error("Second signal received; exiting without waiting")
+			return 1
+		case <-time.After(gracefulTimeout):
+			c.Ui.Error("Timed out during graceful shutdown")
+			return 1
+		}
+	}
+}
+
+// reload re-reads the configuration and applies what can change at run
+// time: the log level.
+func (c *AgentCommand) reload(opts config.LoadOptions, logger hclog.Logger) {
+	res, err := config.Load(opts)
+	if err != nil {
+		logger.Error("reload failed; keeping the running configuration", "error", err)
+		return
+	}
+	logger.SetLevel(hclog.LevelFromString(res.Config.LogLevel))
+	logger.Info("reloaded configuration", "log_level", res.Config.LogLevel)
+}
+
+// pathList collects -config-file and -config-dir values in command-line
+// order.
+type pathList []string
+
+func (p *pathList) String() string     { return strings.Join(*p, ",") }
+func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }

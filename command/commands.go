@@ -1,0 +1,54 @@
+package command
+
+import (
+	"github.com/hashicorp/cli"
+)
+
+// Commands returns the factories of every conclave command, keyed by the
+// words that invoke it. A key with spaces, such as
+// "operator raft list-peers", is a subcommand; cli.CLI lists it under its
+// parent's help. Every command writes to ui.
+func Commands(ui cli.Ui) map[string]cli.CommandFactory {
+	meta := Meta{Ui: ui}
+	return map[string]cli.CommandFactory{
+		"agent": func() (cli.Command, error) {
+			return &AgentCommand{Ui: ui}, nil
+		},
+		"force-leave": func() (cli.Command, error) {
+			return &ForceLeaveCommand{Meta: meta}, nil
+		},
+		"info": func() (cli.Command, error) {
+			return &InfoCommand{Meta: meta}, nil
+		},
+		"join": func() (cli.Command, error) {
+			return &JoinCommand{Meta: meta}, nil
+		},
+		"leave": func() (cli.Command, error) {
+			return &LeaveCommand{Meta: meta}, nil
+		},
+		"members": func() (cli.Command, error) {
+			return &MembersCommand{Meta: meta}, nil
+		},
+		"operator": func() (cli.Command, error) {
+			return &OperatorCommand{}, nil
+		},
+		"operator bootstrap": func() (cli.Command, error) {
+			return &OperatorBootstrapCommand{Meta: meta}, nil
+		},
+		"operator raft": func() (cli.Command, error) {
+			return &OperatorRaftCommand{}, nil
+		},
+		"operator raft list-peers": func() (cli.Command, error) {
+			return &OperatorRaftListPeersCommand{Meta: meta}, nil
+		},
+		"operator raft remove-peer": func() (cli.Command, error) {
+			return &OperatorRaftRemovePeerCommand{Meta: meta}, nil
+		},
+		"validate": func() (cli.Command, error) {
+			return &ValidateCommand{Ui: ui}, nil
+		},
+		"version": func() (cli.Command, error) {
+			return &VersionCommand{Ui: ui}, nil
+		},
+	}
+}

@@ -1,0 +1,27 @@
+// Package command implements the conclave command line on top of
+// github.com/hashicorp/cli.
+//
+// Commands returns one factory per command, keyed by the words that invoke
+// it ("members", "operator raft list-peers"). main builds a cli.CLI from
+// that map, runs it and exits with the code the command returned: 0 on
+// success, 1 on error, and 2 when a filter such as "members -status"
+// matched nothing. Output for people and scripts goes to Ui.Output; errors
+// and warnings go to Ui.Error and Ui.Warn, never to stdout.
+//
+// AgentCommand is the only command that builds and runs an agent. Every
+// other command talks to a running agent over its HTTP API through
+// agent/api.Client: it embeds Meta, whose FlagSet adds the shared
+// -http-addr flag (default: $CONCLAVE_HTTP_ADDR, else 127.0.0.1:8500) and
+// whose Client returns a client for that address. A typical Run:
+//
+//  1. parses its arguments with Meta.FlagSet, which reports a bad flag and
+//     the command's Help on Ui.Error instead of exiting;
+//  2. calls one or a few api.Client methods;
+//  3. prints a table (columnize, rows sorted by name), aligned
+//     "Key = value" lines, or, with -format=json, the agent/api types
+//     unchanged.
+//
+// validate and version need no agent: validate loads configuration files
+// with the config package, and version prints Version and GitCommit, which
+// release builds set with -ldflags "-X".
+package command

@@ -1,0 +1,88 @@
+package command
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/conclavehq/conclave/agent/api"
+)
+
+// OperatorRaftListPeersCommand is "conclave operator raft list-peers": it
+// shows the servers in the Raft configuration.
+type OperatorRaftListPeersCommand struct {
+	Meta
+}
+
+const operatorRaftListPeersHelp = `
+Usage: conclave operator raft list-peers [options]
+
+  Displays the servers in the Raft configuration, sorted by node name, with
+  the state (leader or follower) and voting status of each.
+
+Options:
+` + formatFlagHelp + httpOptionsHelp
+
+// Help returns the usage text of the list-peers command.
+func (c *OperatorRaftListPeersCommand) Help() string {
+	return strings.TrimSpace(operatorRaftListPeersHelp)
+}
+
+// Synopsis returns a one-line description of the list-peers command.
+func (c *OperatorRaftListPeersCommand) Synopsis() string {
+	return "Displays the Raft peer configuration"
+}
+
+// Run prints the Raft configuration and returns the exit code.
+func (c *OperatorRaftListPeersCommand) Run(args []string) int {
+	var format string
+	fs := c.FlagSet("operator raft list-peers", c.Help())
+	fs.StringVar(&format, "format", formatText, "")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() > 0 {
+		c.Ui.Error("This command takes no arguments")
+		return 1
+	}
+	if err := checkFormat(format); err != nil {
+		c.Ui.Error(err.Error())
+		return 1
+	}
+
+	client, err := c.Client()
+	if err != nil {
+		c.Ui.Error("Error creating client: " + err.Error())
+		return 1
+	}
+	conf, err := client.RaftConfiguration()
+	if err != nil {
+		c.Ui.Error("Error retrieving Raft configuration: " + err.Error())
+		return 1
+	}
+	slices.SortFunc(conf.Servers, func(a, b *api.RaftServer) int { return cmp.Compare(a.Node, b.Node) })
+
+	if format == formatJSON {
+		if err := outputJSON(c.Ui, conf); err != nil {
+			c.Ui.Error(err.Error())
+			return 1
+		}
+		return 0
+	}
+	c.Ui.Output(raftPeersTable(conf.Servers))
+	return 0
+}
+
+// raftPeersTable formats servers, already sorted, as a table.
+func raftPeersTable(servers []*api.RaftServer) string {
+	rows := [][]string{{"Node", "ID", "Address", "State", "Voter"}}
+	for _, s := range servers {
+		state := "follower"
+		if s.Leader {
+			state = "leader"
+		}
+		rows = append(rows, []string{s.Node, s.ID, s.Address, state, strconv.FormatBool(s.Voter)})
+	}
+	return formatTable(rows)
+}

@@ -1,0 +1,66 @@
+package command
+
+import (
+	"fmt"
+	"strings"
+)
+
+// OperatorRaftRemovePeerCommand is "conclave operator raft remove-peer": it
+// removes a server from the Raft configuration by its ID.
+type OperatorRaftRemovePeerCommand struct {
+	Meta
+}
+
+const operatorRaftRemovePeerHelp = `
+Usage: conclave operator raft remove-peer -id=ID [options]
+
+  Removes the server with the given Raft ID from the Raft configuration.
+  Use it to clean up after a server that failed and will not come back,
+  when the leader has not removed it already. The IDs are shown by
+  "conclave operator raft list-peers".
+
+Options:
+
+  -id=<id>
+     The Raft ID of the server to remove. Required.
+` + httpOptionsHelp
+
+// Help returns the usage text of the remove-peer command.
+func (c *OperatorRaftRemovePeerCommand) Help() string {
+	return strings.TrimSpace(operatorRaftRemovePeerHelp)
+}
+
+// Synopsis returns a one-line description of the remove-peer command.
+func (c *OperatorRaftRemovePeerCommand) Synopsis() string {
+	return "Removes a server from the Raft configuration"
+}
+
+// Run removes the peer and returns the exit code.
+func (c *OperatorRaftRemovePeerCommand) Run(args []string) int {
+	var id string
+	fs := c.FlagSet("operator raft remove-peer", c.Help())
+	fs.StringVar(&id, "id", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() > 0 {
+		c.Ui.Error("This command takes no arguments; give the ID with -id")
+		return 1
+	}
+	if id == "" {
+		c.Ui.Error("Missing peer ID: -id is required")
+		return 1
+	}
+
+	client, err := c.Client()
+	if err != nil {
+		c.Ui.Error("Error creating client: " + err.Error())
+		return 1
+	}
+	if err := client.RaftRemovePeerByID(id); err != nil {
+		c.Ui.Error("Error removing peer: " + err.Error())
+		return 1
+	}
+	c.Ui.Output(fmt.Sprintf("Removed peer with id %q", id))
+	return 0
+}

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the complete, validated configuration of one Conclave agent.
+// Load builds it from defaults, then files in order, then flags.
+type Config struct {
+	// NodeName is the unique name of this node in the gossip pool: letters,
+	// digits, '-', '_' and '.', at most 128 characters.
+	// Default: the host name. Key: node_name, flag: -node.
+	NodeName string
+
+	// Datacenter is the datacenter this agent belongs to; only servers of the
+	// same datacenter are counted for bootstrap. Letters, digits, '-' and
+	// '_', lowercased by Validate. Default "dc1".
+	// Key: datacenter, flag: -datacenter.
+	Datacenter string
+
+	// DataDir holds the node ID, Raft state and the Serf snapshot. Required
+	// for servers outside dev mode. Key: data_dir, flag: -data-dir.
+	DataDir string
+
+	// Server makes this agent a Raft server; otherwise it is a client that
+	// only gossips. Default false. Key: server, flag: -server.
+	Server bool
+
+	// BootstrapExpect is the number of servers to wait for before the cluster
+	// bootstraps itself. 0 disables automatic bootstrap. A value of 1 is
+	// turned into Bootstrap = true (with a warning) by Load.
+	// Key: bootstrap_expect, flag: -bootstrap-expect.
+	BootstrapExpect int
+
+	// Bootstrap makes a single server bootstrap itself at once, on an empty
+	// data_dir only. Key: bootstrap, flag: -bootstrap.
+	Bootstrap bool
+
+	// BindAddr is the address gossip and Raft listen on. Accepts go-sockaddr
+	// templates; resolved by Load. Default "0.0.0.0". Key: bind_addr, flag: -bind.
+	BindAddr string
+
+	// AdvertiseAddr is the address other nodes use to reach this one. Accepts
+	// go-sockaddr templates; resolved by Load. Default: BindAddr, or the
+	// private IP when BindAddr is unspecified (0.0.0.0 / ::).
+	// Key: advertise_addr, flag: -advertise.
+	AdvertiseAddr string
+
+	// ClientAddr is the address the HTTP API listens on. Accepts go-sockaddr
+	// templates. Default "127.0.0.1". Key: client_addr, flag: -client.
+	ClientAddr string
+
+	// Ports are the listening ports.
+	Ports Ports
+
+	// RetryJoin lists addresses, DNS names or go-discover strings to join at
+	// start, retried until one succeeds. A later file, or the flags, replace
+	// the list rather than append to it. Key: retry_join, flag: -retry-join.
+	RetryJoin []string
+
+	// RetryInterval is the time between join attempts. Default 30s.
+	// Key: retry_interval, flag: -retry-interval.
+	RetryInterval time.Duration
+
+	// RetryMax is the number of failed join attempts after which the agent
+	// exits; 0 retries forever. Key: retry_max, flag: -retry-max.
+	RetryMax int
+
+	// LeaveOnTerminate makes SIGTERM leave the pool gracefully. Default false.
+	// Key: leave_on_terminate.
+	LeaveOnTerminate bool
+
+	// SkipLeaveOnInterrupt makes SIGINT shut down without leaving. Default
+	// true for servers, false for clients (Consul's defaults).
+	// Key: skip_leave_on_interrupt.
+	SkipLeaveOnInterrupt bool
+
+	// LogLevel is one of trace, debug, info, warn, error, in any case;
+	// Validate lowercases it. Default "info". Key: log_level, flag: -log-level.
+	LogLevel string
+
+	// LogJSON writes logs as JSON. Key: log_json, flag: -log-json.
+	LogJSON bool
+
+	// Performance tunes Raft timing.
+	Performance Performance
+
+	// DevMode runs one server with in-memory Raft and no data_dir. Flag: -dev.
+	DevMode bool
+}
+
+// Ports are the ports the agent listens on.
+type Ports struct {
+	// HTTP is the HTTP API port. Default 8500. Key: ports.http, flag: -http-port.
+	HTTP int
+	// SerfLAN is the gossip port (TCP and UDP). Default 8301.
+	// Key: ports.serf_lan, flag: -serf-lan-port.
+	SerfLAN int
+	// Server is the Raft RPC port. Default 8300. Key: ports.server, flag: -server-port.
+	Server int
+}
+
+// Performance holds the knobs that trade speed against stability.
+type Performance struct {
+	// RaftMultiplier scales every Raft timeout. 1 is the tightest timing,
+	// suitable for a quiet LAN; higher values tolerate slow or busy hosts.
+	// Range 1 to 10. Default 2 (DefaultRaftMultiplier).
+	// Key: performance.raft_multiplier.
+	RaftMultiplier int
+}
+
+// DefaultRaftMultiplier is the raft_multiplier used when none is configured.
+const DefaultRaftMultiplier = 2
+
+// Default returns the configuration of a client agent before any file or
+// flag is applied. AdvertiseAddr is left empty: Validate derives it from
+// BindAddr. NodeName is the host name, or empty if that cannot be found, in
+// which case Validate asks for one.
+func Default() *Config {
+	hostname, _ := os.Hostname()
+	return &Config{
+		NodeName:   hostname,
+		Datacenter: "dc1",
+		BindAddr:   "0.0.0.0",
+		ClientAddr: "127.0.0.1",
+		Ports: Ports{
+			HTTP:    8500,
+			SerfLAN: 8301,
+			Server:  8300,
+		},
+		RetryInterval: 30 * time.Second,
+		LogLevel:      "info",
+		Performance: Performance{
+			RaftMultiplier: DefaultRaftMultiplier,
+		},
+	}
+}
+
+// Dev returns the configuration of dev mode: a single server that
+// bootstraps itself at once, keeps Raft in memory, needs no data_dir and
+// listens on 127.0.0.1 only. Load starts from it when -dev is given.
+func Dev() *Config {
+	c := Default()
+	c.DevMode = true
+	c.Server = true
+	c.Bootstrap = true
+	c.SkipLeaveOnInterrupt = true
+	c.BindAddr = "127.0.0.1"
+	c.AdvertiseAddr = "127.0.0.1"
+	c.ClientAddr = "127.0.0.1"
+	return c
+}

@@ -1,0 +1,393 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+var (
+	// ErrNotLeader is returned by operations that only the leader can do.
+	ErrNotLeader = errors.New("node is not the leader")
+	// ErrAlreadyBootstrapped is returned by Bootstrap when the node already
+	// has Raft state: a cluster is bootstrapped at most once per data_dir.
+	ErrAlreadyBootstrapped = errors.New("raft state already exists")
+	// ErrShutdown is returned by operations on a node that was shut down.
+	ErrShutdown = errors.New("raft is shut down")
+)
+
+// Base Raft timing for raft_multiplier = 1; every value is multiplied by the
+// configured multiplier. At the default multiplier of 2 a follower suspects
+// the leader after 400-800 ms of silence, while the leader sends a
+// heartbeat every 40-80 ms, so five to ten heartbeats must be lost in a row
+// before anyone campaigns.
+const (
+	baseHeartbeatTimeout = 200 * time.Millisecond
+	baseElectionTimeout  = 200 * time.Millisecond
+	baseLeaderLease      = 100 * time.Millisecond
+	baseCommitTimeout    = 10 * time.Millisecond
+)
+
+// Timing holds the Raft timeouts derived from a raft_multiplier.
+type Timing struct {
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	LeaderLease      time.Duration
+}
+
+// TimingFor returns the Raft timeouts for multiplier m (values below 1 count as 1).
+func TimingFor(m int) Timing {
+	if m < 1 {
+		m = 1
+	}
+	d := time.Duration(m)
+	return Timing{
+		HeartbeatTimeout: baseHeartbeatTimeout * d,
+		ElectionTimeout:  baseElectionTimeout * d,
+		LeaderLease:      baseLeaderLease * d,
+	}
+}
+
+// Config configures a Node. Every field is required unless it says otherwise.
+type Config struct {
+	// ID is the permanent Raft server ID (the node ID from data_dir/node-id).
+	ID string
+	// Name is the node name, used in logs only.
+	Name string
+	// Stream carries Raft's connections: its Addr is the advertised Raft
+	// address, Accept yields inbound connections and Dial opens outbound
+	// ones. NewTCPStream makes a plain TCP one; the agent passes a stream
+	// that shares the server port with request forwarding.
+	Stream raft.StreamLayer
+	// DataDir is the agent's data_dir; Raft keeps data_dir/raft/raft.db and
+	// data_dir/raft/snapshots. Ignored when InMemory is set.
+	DataDir string
+	// InMemory keeps the log, stable store and snapshots in memory (dev mode
+	// and tests). Nothing survives a restart.
+	InMemory bool
+	// Multiplier scales all Raft timeouts (see TimingFor). Default 1.
+	Multiplier int
+	// AddressProvider resolves a server ID to its current Raft address, so a
+	// server that comes back on a new IP stays reachable under its old ID.
+	// Optional; without it the address in the configuration is used.
+	AddressProvider raft.ServerAddressProvider
+	// Logger is the parent logger; the node logs as "raft". Optional.
+	Logger hclog.Logger
+}
+
+// Server is one member of a Raft configuration.
+type Server struct {
+	ID      string
+	Address string
+	Voter   bool
+}
+
+// Node is one Raft server: its log and stable store, snapshot store,
+// TCP transport and state machine.
+type Node struct {
+	cfg       Config
+	logger    hclog.Logger
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	fsm       *FSM
+	leaderCh  chan bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New opens the Raft storage, starts the transport and returns a running
+// Raft follower. It never bootstraps: a node with no state waits until it is
+// told to bootstrap or until a leader adds it.
+func New(cfg Config) (*Node, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("consensus: missing server ID")
+	}
+	if cfg.Stream == nil {
+		return nil, errors.New("consensus: missing stream layer")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	logger := cfg.Logger.Named("raft")
+	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(), leaderCh: make(chan bool, 8)}
+
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if cfg.InMemory {
+		store := raft.NewInmemStore()
+		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
+	} else {
+		dir := filepath.Join(cfg.DataDir, "raft")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create raft dir: %w", err)
+		}
+		path := filepath.Join(dir, "raft.db")
+		bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		if err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w", path, err)
+		}
+		n.boltStore = bolt
+		cache, err := raft.NewLogCache(512, bolt)
+		if err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("create log cache: %w", err)
+		}
+		logs, stable = cache, bolt
+		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshot"))
+		if err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+		}
+		snaps = fss
+	}
+
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		ServerAddressProvider: cfg.AddressProvider,
+		Logger:                logger.Named("transport"),
+		Stream:                cfg.Stream,
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = logger
+	t := TimingFor(cfg.Multiplier)
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.LeaderLease
+	rc.CommitTimeout = baseCommitTimeout
+	rc.NotifyCh = n.leaderCh
+	// A server removed from the configuration while it is still running
+	// stays up, so the leader's reconciler can add it back once it is alive
+	// in gossip again (Consul and Nomad do the same).
+	rc.ShutdownOnRemove = false
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
+	if err != nil {
+		n.transport.Close()
+		n.closeStores()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	return n, nil
+}
+
+func (n *Node) closeStores() {
+	if n.boltStore != nil {
+		n.boltStore.Close()
+	}
+}
+
+// RaftAddr is the address other servers use to reach this node's Raft
+// transport: the advertised IP with the port actually bound.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// ID returns the Raft server ID of this node.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// HasState reports whether this node has any Raft state: a log entry, a
+// current term or a snapshot. A node with state must never bootstrap.
+func (n *Node) HasState() bool {
+	// The running raft keeps its own view; LastIndex covers logs and
+	// snapshots, and a node that has voted or been contacted has a term.
+	if n.raft.LastIndex() > 0 {
+		return true
+	}
+	term, _ := strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
+	return term > 0
+}
+
+// Bootstrap writes the initial configuration: every server in servers is a
+// voter. It fails with ErrAlreadyBootstrapped when the node has state.
+func (n *Node) Bootstrap(servers []Server) error {
+	if n.HasState() {
+		return ErrAlreadyBootstrapped
+	}
+	var conf raft.Configuration
+	for _, s := range servers {
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter,
+			ID:       raft.ServerID(s.ID),
+			Address:  raft.ServerAddress(s.Address),
+		})
+	}
+	err := n.raft.BootstrapCluster(conf).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return ErrAlreadyBootstrapped
+	}
+	return err
+}
+
+// AddVoter adds a voter, or updates the address of a known ID in place (it
+// keeps its vote). Only the leader can do this.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	return n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)))
+}
+
+// RemoveServer removes a server from the configuration. Only the leader can
+// do this.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	return n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx)))
+}
+
+// Configuration returns the latest Raft configuration and its log index.
+func (n *Node) Configuration() ([]Server, uint64, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, 0, mapErr(err)
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, f.Index(), nil
+}
+
+// Leader returns the Raft address and ID of the current leader, or empty
+// strings when there is none.
+func (n *Node) Leader() (addr, id string) {
+	a, i := n.raft.LeaderWithID()
+	return string(a), string(i)
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// State returns the Raft state: Follower, Candidate, Leader or Shutdown.
+func (n *Node) State() string { return n.raft.State().String() }
+
+// LeaderCh delivers true when this node becomes leader and false when it
+// stops being leader. The channel is buffered; read it promptly.
+func (n *Node) LeaderCh() <-chan bool { return n.leaderCh }
+
+// VerifyLeader confirms with a quorum that this node is still the leader.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	return n.wait(ctx, n.raft.VerifyLeader())
+}
+
+// LastContact is the time of the last contact with a leader (zero when
+// this node is the leader or has never heard from one).
+func (n *Node) LastContact() time.Time { return n.raft.LastContact() }
+
+// Stats returns Raft's internal statistics, for /v1/agent/self.
+func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// Apply replicates cmd through the log and returns once it is applied to
+// this leader's state machine.
+func (n *Node) Apply(ctx context.Context, cmd Command) error {
+	b, err := cmd.encode()
+	if err != nil {
+		return err
+	}
+	f := n.raft.Apply(b, timeoutOf(ctx))
+	if err := n.wait(ctx, f); err != nil {
+		return err
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// Get reads key from the local state machine.
+func (n *Node) Get(key string) ([]byte, bool) { return n.fsm.Get(key) }
+
+// Shutdown stops Raft and closes the transport and storage. It may be
+// called more than once.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() {
+		n.shutdownErr = n.raft.Shutdown().Error()
+		if err := n.transport.Close(); err != nil && n.shutdownErr == nil {
+			n.shutdownErr = err
+		}
+		if n.boltStore != nil {
+			if err := n.boltStore.Close(); err != nil && n.shutdownErr == nil {
+				n.shutdownErr = err
+			}
+		}
+	})
+	return n.shutdownErr
+}
+
+// wait waits for f, or for ctx, whichever comes first.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return mapErr(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrShutdown
+	}
+	return err
+}
+
+// timeoutOf converts a context deadline into the timeout Raft's futures
+// take; 0 means no timeout.
+func timeoutOf(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		if t := time.Until(d); t > 0 {
+			return t
+		}
+		return time.Millisecond
+	}
+	return 0
+}
+
+// tcpStream is a raft.StreamLayer over a listener opened here, so that a
+// bind port of 0 advertises the port actually bound.
+type tcpStream struct {
+	net.Listener
+	advertise net.Addr
+}
+
+// NewTCPStream listens on bind (host:port, port 0 for any) and returns a
+// stream layer that advertises advertiseIP with the port actually bound.
+func NewTCPStream(bind, advertiseIP string) (raft.StreamLayer, error) {
+	l, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen for raft on %s: %w", bind, err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	ip := net.ParseIP(advertiseIP)
+	if ip == nil || ip.IsUnspecified() {
+		l.Close()
+		return nil, fmt.Errorf("raft advertise address %q is not a usable IP", advertiseIP)
+	}
+	return &tcpStream{Listener: l, advertise: &net.TCPAddr{IP: ip, Port: port}}, nil
+}
+
+func (s *tcpStream) Addr() net.Addr { return s.advertise }
+
+func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}

@@ -1,0 +1,462 @@
+package discover
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-discover"
+	"github.com/hashicorp/go-discover/provider/k8s"
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultPort is the gossip (Serf LAN) port given to addresses that carry
+// none, when the caller passes 0 as the default port.
+const DefaultPort = 8301
+
+// Provider finds the addresses of nodes in one environment: a cloud,
+// Kubernetes, mDNS and so on. It has the method set of go-discover's
+// Provider, so every go-discover provider satisfies it and tests can swap in
+// a fake.
+type Provider interface {
+	// Addrs returns the addresses of the nodes that match args, the
+	// key=value pairs parsed from the entry (including "provider"). An
+	// address may carry a port; one without gets the default port.
+	Addrs(args map[string]string, l *log.Logger) ([]string, error)
+
+	// Help describes the keys the provider understands.
+	Help() string
+}
+
+// DefaultProviders returns a new map holding every go-discover provider,
+// keyed by the name used in "provider=<name>". It is go-discover's
+// discover.Providers plus "k8s", which go-discover leaves out of that map.
+// The caller may modify the returned map.
+//
+// Note that "os" is OpenStack, and that the "k8s" provider does not read the
+// KUBECONFIG environment variable (whatever its Help says): it uses the
+// kubeconfig= key, then $HOME/.kube/config, then the in-cluster service
+// account.
+func DefaultProviders() map[string]Provider {
+	m := make(map[string]Provider, len(discover.Providers)+1)
+	for name, p := range discover.Providers {
+		m[name] = p
+	}
+	m["k8s"] = &k8s.Provider{}
+	return m
+}
+
+// Resolver turns retry_join entries into addresses. The zero value is ready
+// to use: it uses DefaultProviders and the system's DNS resolver. A Resolver
+// keeps no state between calls and is safe for concurrent use as long as
+// its fields are not changed and its providers are safe for concurrent use
+// (go-discover's are).
+type Resolver struct {
+	// Providers maps provider names to the providers used for entries that
+	// contain "provider=". Nil means DefaultProviders().
+	Providers map[string]Provider
+
+	// LookupHost returns the IP addresses (A and AAAA records) of a DNS
+	// name. Nil means net.DefaultResolver.LookupHost. Tests set a fake.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+
+	// Logger receives debug logs, including go-discover's own. Nil discards
+	// them.
+	Logger hclog.Logger
+}
+
+// Explanation describes how one entry resolves; see (*Resolver).Explain.
+type Explanation struct {
+	// Entry is the entry with secret values replaced by "[redacted]", so
+	// that it is safe to print or log.
+	Entry string
+
+	// Provider is the go-discover provider named by the entry, or "" when
+	// the entry is an address or a DNS name.
+	Provider string
+
+	// Args are the key=value pairs go-discover parsed from the entry, with
+	// secret values redacted. Nil when Provider is "".
+	Args map[string]string
+
+	// Addrs are the addresses the entry resolved to, as host:port.
+	Addrs []string
+}
+
+// Resolve resolves entries with a zero Resolver; see (*Resolver).Resolve.
+func Resolve(ctx context.Context, entries []string, defaultPort int) (addrs []string, errs []error) {
+	var r Resolver
+	return r.Resolve(ctx, entries, defaultPort)
+}
+
+// Explain explains entry with a zero Resolver; see (*Resolver).Explain.
+func Explain(ctx context.Context, entry string, defaultPort int) (Explanation, error) {
+	var r Resolver
+	return r.Explain(ctx, entry, defaultPort)
+}
+
+// Resolve resolves every entry and returns the addresses as host:port
+// strings ready for Serf's Join: deduplicated, in the order of entries and,
+// within an entry, in the order the DNS resolver or the provider returned
+// them. Every DNS name, including one returned by a provider, is replaced
+// by all of its IP addresses. defaultPort is given to addresses without a
+// port; 0 means DefaultPort.
+//
+// An entry containing "provider=" goes to go-discover; any other entry is
+// an address (host, host:port, [ipv6]:port, [ipv6] or a bare IPv6 address)
+// whose host, if not an IP address, is looked up in DNS.
+//
+// Nothing is cached: every call resolves every entry again. An entry that
+// fails adds an error to errs, naming the entry with secrets redacted, and
+// the other entries are still resolved. An entry may add both addresses and
+// an error, when a provider returned some addresses that are not valid.
+//
+// Resolve stops early, adding ctx.Err() to errs, once ctx is done. A call
+// to a go-discover provider cannot be interrupted, as providers take no
+// context; it ends on the provider's own timeouts.
+func (r *Resolver) Resolve(ctx context.Context, entries []string, defaultPort int) (addrs []string, errs []error) {
+	rr, err := r.prepare(defaultPort)
+	if err != nil {
+		return nil, []error{err}
+	}
+	seen := make(map[string]bool)
+	for _, entry := range entries {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		x, err := rr.resolve(ctx, entry)
+		for _, a := range x.Addrs {
+			if !seen[a] {
+				seen[a] = true
+				addrs = append(addrs, a)
+			}
+		}
+		if err != nil {
+			// Reported through errs; the Joiner logs them.
+			errs = append(errs, &entryError{entry: x.Entry, err: err})
+			continue
+		}
+		rr.logger.Debug("resolved retry_join entry", "entry", x.Entry, "addrs", x.Addrs)
+	}
+	return addrs, errs
+}
+
+// Explain resolves a single entry, as Resolve would, and reports how: for
+// a go-discover entry, the provider and the arguments go-discover parsed
+// (useful to check quoting such as label_selector="app=conclave"); then the
+// addresses found. It is meant for debugging. On error the Explanation
+// holds what was learnt before the failure, and the error does not repeat
+// the entry.
+func (r *Resolver) Explain(ctx context.Context, entry string, defaultPort int) (Explanation, error) {
+	rr, err := r.prepare(defaultPort)
+	if err != nil {
+		return Explanation{Entry: redact(entry)}, err
+	}
+	return rr.resolve(ctx, entry)
+}
+
+// entryError is the error Resolve reports for one entry.
+type entryError struct {
+	entry string // redacted
+	err   error
+}
+
+func (e *entryError) Error() string { return fmt.Sprintf("entry %q: %v", e.entry, e.err) }
+
+func (e *entryError) Unwrap() error { return e.err }
+
+// resolver is a Resolver with its defaults filled in, for one call.
+type resolver struct {
+	providers map[string]Provider
+	lookup    func(ctx context.Context, host string) ([]string, error)
+	logger    hclog.Logger
+	stdlog    *log.Logger
+	port      uint16
+}
+
+func (r *Resolver) prepare(defaultPort int) (*resolver, error) {
+	if defaultPort == 0 {
+		defaultPort = DefaultPort
+	}
+	if defaultPort < 1 || defaultPort > 65535 {
+		return nil, fmt.Errorf("default port %d is not a number from 1 to 65535", defaultPort)
+	}
+	rr := &resolver{
+		providers: r.Providers,
+		lookup:    r.LookupHost,
+		logger:    r.Logger,
+		port:      uint16(defaultPort),
+	}
+	if rr.providers == nil {
+		rr.providers = DefaultProviders()
+	}
+	if rr.lookup == nil {
+		rr.lookup = net.DefaultResolver.LookupHost
+	}
+	if rr.logger == nil {
+		rr.logger = hclog.NewNullLogger()
+	}
+	rr.stdlog = rr.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	return rr, nil
+}
+
+// resolve resolves one entry. The returned Explanation always has Entry
+// set, and holds whatever addresses were found even when err is not nil.
+func (rr *resolver) resolve(ctx context.Context, entry string) (Explanation, error) {
+	entry = strings.TrimSpace(entry)
+	x := Explanation{Entry: redact(entry)}
+	if !isProviderEntry(entry) {
+		hp, err := parseAddress(entry, rr.port)
+		if err != nil {
+			return x, err
+		}
+		x.Addrs, err = rr.resolveHost(ctx, hp)
+		return x, err
+	}
+
+	name, args, p, err := parseProviderEntry(entry, rr.providers)
+	x.Provider, x.Args = name, redactArgs(args)
+	if err != nil {
+		return x, err
+	}
+	// This is what go-discover's Discover.Addrs does after discover.Parse,
+	// minus its SetUserAgent call, which would write to provider values
+	// shared through discover.Providers and so race between concurrent
+	// calls.
+	rr.logger.Debug("discovering nodes", "provider", name)
+	found, err := p.Addrs(args, rr.stdlog)
+	if err != nil {
+		return x, fmt.Errorf("provider %s: %w", name, err)
+	}
+	var errs errList
+	for _, a := range found {
+		hp, err := parseAddress(a, rr.port)
+		if err == nil {
+			var addrs []string
+			addrs, err = rr.resolveHost(ctx, hp)
+			x.Addrs = append(x.Addrs, addrs...)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provider %s returned %q: %w", name, a, err))
+		}
+	}
+	if len(errs) > 0 {
+		return x, errs
+	}
+	if len(x.Addrs) == 0 {
+		return x, fmt.Errorf("provider %s: %w", name, ErrNoAddresses)
+	}
+	return x, nil
+}
+
+// errList is several errors reported as one, on one line.
+type errList []error
+
+func (l errList) Error() string {
+	msgs := make([]string, len(l))
+	for i, err := range l {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (l errList) Unwrap() []error { return l }
+
+// resolveHost turns hp into host:port strings, looking its host up in DNS
+// unless it is an IP address.
+func (rr *resolver) resolveHost(ctx context.Context, hp hostPort) ([]string, error) {
+	if hp.ip.IsValid() {
+		return []string{netip.AddrPortFrom(hp.ip, hp.port).String()}, nil
+	}
+	ips, err := rr.lookup(ctx, hp.host)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, s := range ips {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("lookup %s: %q is not an IP address", hp.host, s)
+		}
+		addrs = append(addrs, netip.AddrPortFrom(ip.Unmap(), hp.port).String())
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("lookup %s: %w", hp.host, ErrNoAddresses)
+	}
+	return addrs, nil
+}
+
+// isProviderEntry reports whether entry is meant for go-discover.
+func isProviderEntry(entry string) bool {
+	return strings.Contains(entry, "provider=")
+}
+
+// parseProviderEntry parses a go-discover entry and finds its provider.
+// name and args are set as far as parsing got, even on error.
+func parseProviderEntry(entry string, providers map[string]Provider) (name string, args map[string]string, p Provider, err error) {
+	cfg, err := discover.Parse(entry)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("%w: %v", ErrInvalidProviderConfig, err)
+	}
+	name = cfg["provider"]
+	p, ok := providers[name]
+	if !ok || p == nil {
+		known := slices.Sorted(maps.Keys(providers))
+		return name, cfg, nil, fmt.Errorf("%w: unknown provider %q; known providers: %s",
+			ErrInvalidProviderConfig, name, strings.Join(known, ", "))
+	}
+	return name, cfg, p, nil
+}
+
+// validateEntry reports the errors in entry that retrying cannot fix: bad
+// address syntax, bad go-discover syntax, an unknown provider.
+func validateEntry(entry string, providers map[string]Provider) error {
+	entry = strings.TrimSpace(entry)
+	if isProviderEntry(entry) {
+		_, _, _, err := parseProviderEntry(entry, providers)
+		return err
+	}
+	_, err := parseAddress(entry, DefaultPort)
+	return err
+}
+
+// hostPort is a parsed address. ip is valid when the host is an IP
+// address; otherwise host is a DNS name.
+type hostPort struct {
+	host string
+	ip   netip.Addr
+	port uint16
+}
+
+// parseAddress parses host, host:port, [ipv6]:port, [ipv6] or a bare IP
+// address. defaultPort is used when s has no port.
+func parseAddress(s string, defaultPort uint16) (hostPort, error) {
+	invalid := func(format string, a ...any) (hostPort, error) {
+		return hostPort{}, fmt.Errorf("%w: "+format, append([]any{ErrInvalidAddress}, a...)...)
+	}
+	if s == "" {
+		return invalid("empty")
+	}
+
+	if rest, ok := strings.CutPrefix(s, "["); ok {
+		inside, after, ok := strings.Cut(rest, "]")
+		if !ok {
+			return invalid("missing ']'")
+		}
+		ip, err := netip.ParseAddr(inside)
+		if err != nil || !ip.Is6() {
+			return invalid("%q in brackets is not an IPv6 address", inside)
+		}
+		port := defaultPort
+		if after != "" {
+			ps, ok := strings.CutPrefix(after, ":")
+			if !ok {
+				return invalid("unexpected %q after ']'", after)
+			}
+			if port, err = parsePort(ps); err != nil {
+				return hostPort{}, err
+			}
+		}
+		return hostPort{ip: ip.Unmap(), port: port}, nil
+	}
+
+	// A bare IP address; "::1:8301" is an IPv6 address, not ::1 port 8301.
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return hostPort{ip: ip.Unmap(), port: defaultPort}, nil
+	}
+
+	host, ps, hasPort := strings.Cut(s, ":")
+	if strings.Contains(ps, ":") {
+		return invalid("too many colons; write an IPv6 address with a port as [addr]:port")
+	}
+	if host == "" {
+		return invalid("missing host")
+	}
+	port := defaultPort
+	if hasPort {
+		var err error
+		if port, err = parsePort(ps); err != nil {
+			return hostPort{}, err
+		}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return hostPort{ip: ip, port: port}, nil
+	}
+	for _, c := range host {
+		if !isHostnameChar(c) {
+			return invalid("invalid character %q in host name %q", c, host)
+		}
+	}
+	return hostPort{host: host, port: port}, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	if s == "" {
+		return 0, fmt.Errorf("%w: missing port after ':'", ErrInvalidAddress)
+	}
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("%w: port %q is not a number from 1 to 65535", ErrInvalidAddress, s)
+	}
+	return uint16(p), nil
+}
+
+func isHostnameChar(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_'
+}
+
+// redact returns entry with the values of secret keys replaced, so that it
+// can be logged. Addresses are returned as they are.
+func redact(entry string) string {
+	entry = strings.TrimSpace(entry)
+	if !isProviderEntry(entry) {
+		return entry
+	}
+	args, err := discover.Parse(entry)
+	if err != nil {
+		// Keys cannot be told from values: keep only the provider name.
+		for f := range strings.FieldsSeq(entry) {
+			if strings.HasPrefix(f, "provider=") && f != "provider=" {
+				return f + " ..."
+			}
+		}
+		return "provider=..."
+	}
+	return discover.Config(redactArgs(args)).String()
+}
+
+// redactArgs returns a copy of args with the values of secret keys
+// replaced by "[redacted]".
+func redactArgs(args map[string]string) map[string]string {
+	if args == nil {
+		return nil
+	}
+	out := make(map[string]string, len(args))
+	for k, v := range args {
+		if isSecretKey(k) && v != "" {
+			v = "[redacted]"
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// isSecretKey reports whether a go-discover key holds a credential, such
+// as aws's secret_access_key or digitalocean's api_token.
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"secret", "password", "token", "api_key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}

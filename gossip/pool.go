@@ -1,0 +1,259 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+)
+
+// Member tag keys. Every agent sets role, id, dc and build; servers also set
+// port, http_port, expect (when bootstrap_expect > 0), bootstrap (when
+// bootstrap = true) and raft_state.
+const (
+	TagRole      = "role"
+	TagID        = "id"
+	TagDC        = "dc"
+	TagRaftPort  = "port"
+	TagHTTPPort  = "http_port"
+	TagExpect    = "expect"
+	TagVersion   = "build"
+	TagRaftState = "raft_state"
+	TagBootstrap = "bootstrap"
+
+	RoleServer = "server"
+	RoleClient = "client"
+)
+
+// ErrDuplicateName is returned by Join (and reported by New through the
+// snapshot rejoin) when another alive node already uses this node's name
+// with a different node ID.
+var ErrDuplicateName = errors.New("node name already in use")
+
+// Config configures a Pool.
+type Config struct {
+	// NodeName is this member's unique name.
+	NodeName string
+	// NodeID is this member's permanent ID; it goes into the id tag and
+	// tells a duplicate name apart from this node restarting.
+	NodeID string
+	// BindAddr and BindPort are where gossip listens (TCP and UDP). Port 0
+	// picks a free port.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr is the IP other members use to reach this one.
+	AdvertiseAddr string
+	// Tags are the initial member tags (see the Tag constants).
+	Tags map[string]string
+	// SnapshotDir, when set, keeps the Serf snapshot in
+	// SnapshotDir/local.snapshot so a restarted agent rejoins the members
+	// it knew. Empty means no snapshot (dev mode).
+	SnapshotDir string
+	// EventBuffer is the size of the buffered event channel. Default 256.
+	EventBuffer int
+	// Logger is the parent logger; the pool logs as "gossip". Optional.
+	Logger hclog.Logger
+	// Local selects memberlist's loopback timing (faster failure
+	// detection) instead of its LAN timing.
+	Local bool
+}
+
+// Pool is this agent's membership in the Serf LAN pool.
+type Pool struct {
+	serf   *serf.Serf
+	events chan serf.Event
+	logger hclog.Logger
+}
+
+// New creates the Serf instance and starts listening. It does not join
+// anyone; call Join for that.
+func New(cfg Config) (*Pool, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 256
+	}
+	logger := cfg.Logger.Named("gossip")
+	std := logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.Tags = cfg.Tags
+	sc.Logger = std
+	sc.EnableNameConflictResolution = false
+	sc.Merge = &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID}
+	if cfg.Local {
+		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
+	} else {
+		sc.MemberlistConfig = memberlist.DefaultLANConfig()
+	}
+	mc := sc.MemberlistConfig
+	mc.Name = cfg.NodeName
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.AdvertisePort = cfg.BindPort
+	mc.Logger = std
+	// Queries (the bootstrap claim among them) ride on gossip; a shorter
+	// interval than memberlist's LAN default of 200ms keeps them quick.
+	mc.GossipInterval = 100 * time.Millisecond
+
+	if cfg.SnapshotDir != "" {
+		if err := os.MkdirAll(cfg.SnapshotDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create serf snapshot dir: %w", err)
+		}
+		sc.SnapshotPath = filepath.Join(cfg.SnapshotDir, "local.snapshot")
+	}
+	events := make(chan serf.Event, cfg.EventBuffer)
+	sc.EventCh = events
+
+	s, err := serf.Create(sc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	return &Pool{serf: s, events: events, logger: logger}, nil
+}
+
+// Join contacts the given gossip addresses (host:port) and returns how many
+// were reached. It has discover.JoinFunc's shape.
+func (p *Pool) Join(addrs []string) (int, error) {
+	n, err := p.serf.Join(addrs, true)
+	if err != nil && n == 0 {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Events is the stream of Serf events (member changes and queries). The
+// channel is buffered; read it promptly or Serf stalls.
+func (p *Pool) Events() <-chan serf.Event { return p.events }
+
+// Members returns every member this node knows, in any state.
+func (p *Pool) Members() []serf.Member { return p.serf.Members() }
+
+// LocalMember returns this node's own member entry.
+func (p *Pool) LocalMember() serf.Member { return p.serf.LocalMember() }
+
+// Addr returns the IP and port this member advertises.
+func (p *Pool) Addr() (net.IP, uint16) {
+	m := p.serf.LocalMember()
+	return m.Addr, m.Port
+}
+
+// SetTag sets one tag and gossips the change.
+func (p *Pool) SetTag(key, value string) error {
+	tags := make(map[string]string)
+	for k, v := range p.serf.LocalMember().Tags {
+		tags[k] = v
+	}
+	if tags[key] == value {
+		return nil
+	}
+	tags[key] = value
+	return p.serf.SetTags(tags)
+}
+
+// Query sends a Serf query to the named nodes (all when nodes is empty).
+func (p *Pool) Query(name string, payload []byte, nodes []string, timeout time.Duration) (*serf.QueryResponse, error) {
+	return p.serf.Query(name, payload, &serf.QueryParam{FilterNodes: nodes, Timeout: timeout})
+}
+
+// ForceLeave marks a failed member as left, so that the leader removes it.
+func (p *Pool) ForceLeave(node string) error {
+	for _, m := range p.serf.Members() {
+		if m.Name == node {
+			return p.serf.RemoveFailedNode(node)
+		}
+	}
+	return fmt.Errorf("no member named %q", node)
+}
+
+// Stats returns Serf's statistics for /v1/agent/self.
+func (p *Pool) Stats() map[string]string { return p.serf.Stats() }
+
+// Leave broadcasts a graceful leave and waits for it to propagate.
+func (p *Pool) Leave() error { return p.serf.Leave() }
+
+// Shutdown stops gossip without leaving; the others will see this member
+// fail. It may be called more than once.
+func (p *Pool) Shutdown() error { return p.serf.Shutdown() }
+
+// ServerInfo is what a server member's tags say about it.
+type ServerInfo struct {
+	Name       string
+	ID         string
+	Datacenter string
+	Addr       net.IP
+	RaftPort   int
+	HTTPPort   int
+	Expect     int
+	Bootstrap  bool
+	HasState   bool
+	Version    string
+	Status     serf.MemberStatus
+}
+
+// RaftAddr is the server's Raft address, ip:port.
+func (s ServerInfo) RaftAddr() string {
+	return net.JoinHostPort(s.Addr.String(), strconv.Itoa(s.RaftPort))
+}
+
+// ParseServer reads a member's tags; ok is false when the member is not a
+// Conclave server or its tags are malformed.
+func ParseServer(m serf.Member) (ServerInfo, bool) {
+	if m.Tags[TagRole] != RoleServer {
+		return ServerInfo{}, false
+	}
+	port, err := strconv.Atoi(m.Tags[TagRaftPort])
+	if err != nil || port <= 0 || m.Tags[TagID] == "" {
+		return ServerInfo{}, false
+	}
+	s := ServerInfo{
+		Name:       m.Name,
+		ID:         m.Tags[TagID],
+		Datacenter: m.Tags[TagDC],
+		Addr:       m.Addr,
+		RaftPort:   port,
+		Bootstrap:  m.Tags[TagBootstrap] == "1",
+		HasState:   m.Tags[TagRaftState] == "1",
+		Version:    m.Tags[TagVersion],
+		Status:     m.Status,
+	}
+	s.HTTPPort, _ = strconv.Atoi(m.Tags[TagHTTPPort])
+	if e, ok := m.Tags[TagExpect]; ok {
+		if s.Expect, err = strconv.Atoi(e); err != nil {
+			return ServerInfo{}, false
+		}
+	}
+	return s, true
+}
+
+// mergeDelegate refuses to merge with a pool in which another node
+// already uses this node's name under a different ID. Serf's own name
+// conflict resolution would shut one of them down silently; Conclave prefers
+// a loud refusal at join time.
+type mergeDelegate struct {
+	name, id string
+}
+
+func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
+	for _, m := range members {
+		// Serf hands us no alive/failed state here, only "left"; a failed
+		// holder of the name therefore blocks the join too, until an
+		// operator runs force-leave on it.
+		if m.Name == d.name && m.Tags[TagID] != d.id && m.Status != serf.StatusLeft {
+			return fmt.Errorf("%w: %q is used by node ID %s at %s (if that node is gone for good, run force-leave on it first)",
+				ErrDuplicateName, m.Name, m.Tags[TagID], net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+		}
+	}
+	return nil
+}
+

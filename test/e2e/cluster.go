@@ -1,0 +1,321 @@
+// Package e2e runs the real conclave binary as separate processes on
+// loopback and checks what operators see: the CLI's output and the HTTP
+// API. Nothing outside test/ imports it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/test/testutil"
+)
+
+// Binary is the path of the conclave binary under test; TestMain sets it
+// with Build.
+var Binary string
+
+// Build compiles the conclave binary into dir and returns its path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "conclave")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/conclavehq/conclave")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Node is one conclave agent process.
+type Node struct {
+	t        *testing.T
+	Name     string
+	Dir      string // data_dir
+	HTTPPort int
+	SerfPort int
+	RaftPort int
+	Expect   int
+	Join     []string // retry_join entries
+	Extra    string   // extra HCL appended to the config
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	exitErr error
+	starts  int
+}
+
+// NewNode prepares a server named name with fresh ports and data_dir. It
+// does not start it.
+func NewNode(t *testing.T, name string, expect int) *Node {
+	t.Helper()
+	p := testutil.Ports(t, 3)
+	n := &Node{t: t, Name: name, Dir: t.TempDir(), HTTPPort: p[0], SerfPort: p[1], RaftPort: p[2], Expect: expect}
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			n.dumpLogs()
+		}
+	})
+	return n
+}
+
+// SerfAddr is the node's gossip address, for retry_join.
+func (n *Node) SerfAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.SerfPort) }
+
+// HTTPAddr is the node's HTTP API address.
+func (n *Node) HTTPAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.HTTPPort) }
+
+func (n *Node) config() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node_name = %q\ndata_dir = %q\nserver = true\n", n.Name, n.Dir)
+	if n.Expect > 0 {
+		fmt.Fprintf(&b, "bootstrap_expect = %d\n", n.Expect)
+	}
+	fmt.Fprintf(&b, "bind_addr = \"127.0.0.1\"\nadvertise_addr = \"127.0.0.1\"\nclient_addr = \"127.0.0.1\"\n")
+	fmt.Fprintf(&b, "ports {\n  http = %d\n  serf_lan = %d\n  server = %d\n}\n", n.HTTPPort, n.SerfPort, n.RaftPort)
+	if len(n.Join) > 0 {
+		q, _ := json.Marshal(n.Join)
+		fmt.Fprintf(&b, "retry_join = %s\nretry_interval = \"200ms\"\n", q)
+	}
+	fmt.Fprintf(&b, "log_level = \"debug\"\n%s", n.Extra)
+	return b.String()
+}
+
+// Start writes the configuration and starts the agent process in its own
+// process group, logging to a file in the test's temp dir.
+func (n *Node) Start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cfgPath := filepath.Join(n.Dir, "..", n.Name+".hcl")
+	if err := os.WriteFile(cfgPath, []byte(n.config()), 0o600); err != nil {
+		n.t.Fatalf("write config: %v", err)
+	}
+	n.starts++
+	n.logPath = filepath.Join(filepath.Dir(n.Dir), fmt.Sprintf("%s.%d.log", n.Name, n.starts))
+	logf, err := os.Create(n.logPath)
+	if err != nil {
+		n.t.Fatalf("create log: %v", err)
+	}
+	cmd := exec.Command(Binary, "agent", "-config-file", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		n.t.Fatalf("start %s: %v", n.Name, err)
+	}
+	n.cmd = cmd
+	exited := make(chan struct{})
+	n.exited = exited
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		n.mu.Lock()
+		n.exitErr = err
+		n.mu.Unlock()
+		close(exited)
+	}()
+}
+
+// Running reports whether the process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL to the node's process group and waits for it to exit.
+func (n *Node) Kill() { n.signal(syscall.SIGKILL) }
+
+// Stop sends SIGINT and waits for a clean exit (SIGKILL after 20s).
+func (n *Node) Stop() { n.signal(syscall.SIGINT) }
+
+func (n *Node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	n.mu.Lock()
+	n.cmd = nil
+	n.mu.Unlock()
+}
+
+// WaitExit waits up to d for the process to exit on its own and returns
+// its exit error.
+func (n *Node) WaitExit(d time.Duration) error {
+	n.mu.Lock()
+	exited := n.exited
+	n.mu.Unlock()
+	select {
+	case <-exited:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.cmd = nil
+		return n.exitErr
+	case <-time.After(d):
+		return errors.New("still running")
+	}
+}
+
+// Logs returns everything the node logged in its latest run.
+func (n *Node) Logs() string {
+	b, _ := os.ReadFile(n.logPath)
+	return string(b)
+}
+
+func (n *Node) dumpLogs() {
+	for i := 1; i <= n.starts; i++ {
+		p := filepath.Join(filepath.Dir(n.Dir), fmt.Sprintf("%s.%d.log", n.Name, i))
+		b, _ := os.ReadFile(p)
+		if len(b) > 60000 {
+			b = b[len(b)-60000:]
+		}
+		n.t.Logf("==== %s run %d log (%s) ====\n%s", n.Name, i, p, b)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// Get decodes GET path from the node's HTTP API into v.
+func (n *Node) Get(path string, v any) error {
+	resp, err := httpClient.Get("http://" + n.HTTPAddr() + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.Unmarshal(b, v)
+}
+
+// CLI runs the conclave binary with args against this node's HTTP API and
+// returns its stdout, stderr and exit code.
+func (n *Node) CLI(args ...string) (stdout, stderr string, code int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary, args...)
+	cmd.Env = append(os.Environ(), "CONCLAVE_HTTP_ADDR="+n.HTTPAddr())
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+	}
+	return o.String(), e.String(), code
+}
+
+// Leader returns the leader address this node reports.
+func (n *Node) Leader() string {
+	var l string
+	if err := n.Get("/v1/status/leader", &l); err != nil {
+		return ""
+	}
+	return l
+}
+
+// Bootstrap returns the node's bootstrap status.
+func (n *Node) Bootstrap() (api.BootstrapStatus, error) {
+	var st api.BootstrapStatus
+	err := n.Get("/v1/operator/bootstrap", &st)
+	return st, err
+}
+
+// Configuration returns the Raft configuration as this node sees it.
+func (n *Node) Configuration() (api.RaftConfiguration, error) {
+	var c api.RaftConfiguration
+	err := n.Get("/v1/operator/raft/configuration?stale", &c)
+	return c, err
+}
+
+// WaitForCluster waits until every node in nodes agrees on one leader and
+// has a Raft configuration of exactly the voters named in nodes.
+func WaitForCluster(t *testing.T, timeout time.Duration, nodes ...*Node) {
+	t.Helper()
+	testutil.WaitFor(t, timeout, func() error { return ClusterFormed(nodes...) })
+}
+
+// ClusterFormed checks that the nodes agree on one leader and that each
+// has exactly the nodes as voters.
+func ClusterFormed(nodes ...*Node) error {
+	var want []string
+	for _, n := range nodes {
+		want = append(want, n.Name)
+	}
+	sort.Strings(want)
+	leaders := map[string]bool{}
+	for _, n := range nodes {
+		l := n.Leader()
+		if l == "" {
+			return fmt.Errorf("%s reports no leader", n.Name)
+		}
+		leaders[l] = true
+		c, err := n.Configuration()
+		if err != nil {
+			return fmt.Errorf("%s: %v", n.Name, err)
+		}
+		var got []string
+		for _, s := range c.Servers {
+			if !s.Voter {
+				return fmt.Errorf("%s: %s is not a voter", n.Name, s.Node)
+			}
+			got = append(got, s.Node)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return fmt.Errorf("%s sees voters [%s], want [%s]", n.Name, strings.Join(got, ","), strings.Join(want, ","))
+		}
+	}
+	if len(leaders) != 1 {
+		return fmt.Errorf("nodes disagree on the leader: %v", leaders)
+	}
+	return nil
+}
+
+// LeaderNode returns the node whose Raft address is the leader's.
+func LeaderNode(nodes ...*Node) *Node {
+	for _, n := range nodes {
+		if n.Running() && n.Leader() == fmt.Sprintf("127.0.0.1:%d", n.RaftPort) {
+			return n
+		}
+	}
+	return nil
+}
