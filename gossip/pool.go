@@ -256,4 +256,3 @@ func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
 	}
 	return nil
 }
-
