@@ -47,6 +47,7 @@ type Agent struct {
 	httpSrv  *http.Server
 	fwdSrv   *http.Server
 	forward  *forwarder
+	peers    *serverClient
 	handler  http.Handler
 	joiner   *discover.Joiner
 	leaving  atomic.Bool
@@ -62,13 +63,18 @@ type Agent struct {
 // New opens the agent's storage and listeners: the node ID, Raft (servers
 // only), gossip and the HTTP listener. It starts no background work; Start
 // does. On error everything opened so far is closed again.
-func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
-	a = &Agent{cfg: cfg, logger: logger, shutCh: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			a.closeAll()
-		}
-	}()
+func New(cfg *config.Config, logger hclog.Logger) (*Agent, error) {
+	a := &Agent{cfg: cfg, logger: logger, shutCh: make(chan struct{})}
+	if err := a.open(); err != nil {
+		a.closeAll()
+		return nil, err
+	}
+	return a, nil
+}
+
+// open does New's work; on error New closes whatever it opened.
+func (a *Agent) open() (err error) {
+	cfg, logger := a.cfg, a.logger
 
 	if cfg.DevMode || cfg.DataDir == "" {
 		// Dev servers and clients without a data_dir keep nothing on disk:
@@ -78,7 +84,7 @@ func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
 		a.id, err = loadOrCreateNodeID(cfg.DataDir)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tags := map[string]string{
 		gossip.TagRole:    gossip.RoleClient,
@@ -89,13 +95,13 @@ func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
 
 	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP)))
 	if err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTP, err)
+		return fmt.Errorf("listen for HTTP on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTP, err)
 	}
 
 	if cfg.Server {
 		a.mux, err = newMux(net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Server)), cfg.AdvertiseAddr, logger)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.node, err = consensus.New(consensus.Config{
 			ID:              a.id,
@@ -108,7 +114,7 @@ func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
 			Logger:          logger,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		tags[gossip.TagRole] = gossip.RoleServer
 		tags[gossip.TagRaftPort] = strconv.Itoa(a.mux.advertise.(*net.TCPAddr).Port)
@@ -138,13 +144,14 @@ func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
 		gcfg.SnapshotDir = filepath.Join(cfg.DataDir, "serf")
 	}
 	if a.pool, err = gossip.New(gcfg); err != nil {
-		return nil, err
+		return err
 	}
 
-	a.boot = newBootstrapper(logger, a.pool, a.node, cfg.NodeName, a.id, cfg.Datacenter, cfg.BootstrapExpect, cfg.Bootstrap)
+	a.peers = newServerClient()
+	a.boot = newBootstrapper(logger, a.pool, a.peers, a.node, cfg.NodeName, a.id, cfg.Datacenter, cfg.BootstrapExpect, cfg.Bootstrap)
 	if a.node != nil {
 		a.recon = newReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter)
-		a.forward = newForwarder(a.node)
+		a.forward = &forwarder{node: a.node, client: a.peers}
 	}
 	if len(cfg.RetryJoin) > 0 {
 		a.joiner, err = discover.NewJoiner(discover.JoinerConfig{
@@ -156,11 +163,11 @@ func New(cfg *config.Config, logger hclog.Logger) (a *Agent, err error) {
 			Logger:      logger.Named("retry_join"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("retry_join: %w", err)
+			return fmt.Errorf("retry_join: %w", err)
 		}
 	}
 	a.handler = a.routes()
-	return a, nil
+	return nil
 }
 
 // Start starts the background work: the HTTP API, the Serf event loop,
@@ -175,7 +182,7 @@ func (a *Agent) Start(ctx context.Context) {
 		}
 	})
 	if a.mux != nil {
-		a.fwdSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+		a.fwdSrv = &http.Server{Handler: a.internalRoutes(), ReadHeaderTimeout: 10 * time.Second}
 		a.goFunc(a.mux.Serve)
 		a.goFunc(func() { a.fwdSrv.Serve(a.mux.forward) })
 	}
@@ -236,7 +243,7 @@ func (a *Agent) Err() error {
 }
 
 // eventLoop drains Serf's events: member changes poke the bootstrapper and
-// the reconciler, and bootstrap claims are answered.
+// the reconciler.
 func (a *Agent) eventLoop(ctx context.Context) {
 	for {
 		select {
@@ -254,10 +261,6 @@ func (a *Agent) eventLoop(ctx context.Context) {
 				a.boot.Poke()
 				if a.recon != nil {
 					a.recon.Poke()
-				}
-			case *serf.Query:
-				if e.Name == claimQuery {
-					a.boot.HandleQuery(e)
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,19 +19,20 @@ import (
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
-// testAgent starts an agent on 127.0.0.1 with free ports and a fresh
+// testAgent starts an agent on a loopback address of its own with free ports and a fresh
 // data_dir (unless cb sets one), after nomad's TestServer(t, cb).
 func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 	t.Helper()
-	ports := testutil.Ports(t, 3)
+	ip := testutil.IP(t)
+	ports := testutil.PortsOn(t, ip, 3)
 	c := &config.Config{
 		NodeName:      name,
 		Datacenter:    "dc1",
 		DataDir:       t.TempDir(),
 		Server:        true,
-		BindAddr:      "127.0.0.1",
-		AdvertiseAddr: "127.0.0.1",
-		ClientAddr:    "127.0.0.1",
+		BindAddr:      ip,
+		AdvertiseAddr: ip,
+		ClientAddr:    ip,
 		Ports:         config.Ports{HTTP: ports[0], SerfLAN: ports[1], Server: ports[2]},
 		RetryInterval: 100 * time.Millisecond,
 		LogLevel:      "debug",
@@ -258,4 +260,37 @@ func TestBootstrapStatusStates(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNewFailsCleanlyWhenAPortIsTaken: a start-up error is an error, not a
+// panic, and leaves nothing listening.
+func TestNewFailsCleanlyWhenAPortIsTaken(t *testing.T) {
+	ip := testutil.IP(t)
+	taken, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	ports := testutil.PortsOn(t, ip, 2)
+	c := &config.Config{
+		NodeName: "busy", Datacenter: "dc1", DataDir: t.TempDir(), Server: true,
+		BindAddr: ip, AdvertiseAddr: ip, ClientAddr: ip,
+		Ports:       config.Ports{HTTP: ports[0], SerfLAN: ports[1], Server: busy},
+		Performance: config.Performance{RaftMultiplier: 1},
+	}
+	a, err := New(c, testutil.Logger(t))
+	if err == nil {
+		a.Shutdown()
+		t.Fatal("New with a taken server port = nil error, want one")
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("New error = %q, want it to say the address is in use", err)
+	}
+	// The HTTP port New had opened before failing is free again.
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(ports[0])))
+	if err != nil {
+		t.Fatalf("HTTP port still taken after the failed New: %v", err)
+	}
+	l.Close()
 }

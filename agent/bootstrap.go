@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -31,12 +31,14 @@ import (
 //     cluster's leader to add it. A server that reports a different
 //     bootstrap_expect, or bootstrap = true, blocks bootstrap loudly.
 //  2. The server with the lowest node name among them is the only candidate.
-//  3. The candidate claims: it sends a Serf query naming itself and the exact
-//     set of servers it counts, to each of them. Each answers yes only if it
+//  3. The candidate claims: it sends a claim naming itself and the exact set
+//     of servers it counts directly to each of them, over their server port. Each answers yes only if it
 //     has no Raft state, has the same bootstrap_expect, counts exactly the
 //     same set of servers, and has not promised itself to another candidate
 //     within the promise lease. A yes is a promise: for claimLease it answers
-//     no to any other candidate and makes no claim of its own.
+//     no to any other candidate and makes no claim of its own. A candidate
+//     whose claim fails withdraws it (releaseQuery), which frees the
+//     servers that said yes; it never bootstraps on a withdrawn claim.
 //  4. The candidate bootstraps, with every server of the set as a voter, only
 //     if every server in the set answered yes, within claimDeadline of the
 //     claim's start. A missing answer is a no (fail closed): a peer that
@@ -66,9 +68,15 @@ import (
 // condition is re-checked on a timer as well as on member events, so a
 // missed event cannot leave a cluster leaderless (hashicorp/consul#370).
 
+// Claims travel as direct requests to each server's port (see mux.go), not
+// as Serf queries: gossip spreads a query to random members with few
+// retransmissions, and a server that misses it costs a whole claim timeout.
 const (
-	// claimQuery is the Serf query a bootstrap candidate sends.
-	claimQuery = "conclave-bootstrap-claim"
+	// claimPath takes a claim and answers with a claimAnswer.
+	claimPath = "/internal/bootstrap/claim"
+	// releasePath withdraws a claim that failed, so the servers that said
+	// yes to it are free at once instead of at the end of the lease.
+	releasePath = "/internal/bootstrap/release"
 	// claimLease is how long a yes binds the server that said it.
 	claimLease = 10 * time.Second
 	// claimDeadline bounds a claim from start to bootstrap, measured on the
@@ -80,13 +88,20 @@ const (
 	// bootstrapRecheck is the timer on which the condition is re-evaluated
 	// without any member event.
 	bootstrapRecheck = time.Second
+	// claimRetry is the base wait after a refused claim; views that
+	// differed usually agree again within a gossip round or two.
+	claimRetry = 150 * time.Millisecond
 )
 
-// claim is the payload of a claimQuery.
+// claim is the body of a claim and, with only Candidate and Nonce set, of a
+// release.
 type claim struct {
 	Candidate string
 	ID        string
-	Expect    int
+	// Nonce tells one claim of a candidate from the next, so a late
+	// release can never cancel a newer claim's promises.
+	Nonce  uint64
+	Expect int
 	// Servers are the names of every server in the candidate's set, sorted,
 	// the candidate included.
 	Servers []string
@@ -100,9 +115,10 @@ type claimAnswer struct {
 	Reason string
 }
 
-// promise records a yes given to a candidate.
+// promise records a yes given to a candidate's claim.
 type promise struct {
 	candidate string
+	nonce     uint64
 	until     time.Time
 }
 
@@ -114,6 +130,12 @@ type view struct {
 	// servers are all server members this node knows in its datacenter, in
 	// any status, itself included.
 	servers []gossip.ServerInfo
+}
+
+// peerCaller sends a request to another server's port and decodes the
+// JSON answer; the agent's serverClient implements it.
+type peerCaller interface {
+	call(ctx context.Context, addr, path string, in, out any) error
 }
 
 // decision is the outcome of evaluating a view.
@@ -204,6 +226,7 @@ func judge(v view, p promise, c claim, now time.Time) claimAnswer {
 type bootstrapper struct {
 	logger   hclog.Logger
 	pool     *gossip.Pool
+	peers    peerCaller
 	node     *consensus.Node
 	name, id string
 	dc       string
@@ -217,12 +240,16 @@ type bootstrapper struct {
 	decided    bool
 	promise    promise
 	lastReason string
+	// withdrawn holds the nonces of claims released before they arrived
+	// (a release can overtake its claim on another connection), until
+	// the lease would have ended.
+	withdrawn map[uint64]time.Time
 }
 
-func newBootstrapper(logger hclog.Logger, pool *gossip.Pool, node *consensus.Node, name, id, dc string, expect int, single bool) *bootstrapper {
+func newBootstrapper(logger hclog.Logger, pool *gossip.Pool, peers peerCaller, node *consensus.Node, name, id, dc string, expect int, single bool) *bootstrapper {
 	b := &bootstrapper{
 		logger: logger.Named("bootstrap"),
-		pool:   pool, node: node,
+		pool:   pool, peers: peers, node: node,
 		name: name, id: id, dc: dc,
 		expect: expect, single: single,
 		trigger: make(chan struct{}, 1),
@@ -269,10 +296,14 @@ func (b *bootstrapper) Run(ctx context.Context) {
 	if b.node == nil {
 		return
 	}
-	t := time.NewTicker(bootstrapRecheck)
+	t := time.NewTimer(bootstrapRecheck)
 	defer t.Stop()
 	for {
-		b.step(ctx)
+		wait := bootstrapRecheck
+		if refused := b.step(ctx); refused {
+			wait = claimRetry + rand.N(claimRetry)
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -282,107 +313,131 @@ func (b *bootstrapper) Run(ctx context.Context) {
 	}
 }
 
-func (b *bootstrapper) step(ctx context.Context) {
+// step evaluates the bootstrap condition once; it reports whether a claim
+// was made and refused, so Run retries sooner than the regular re-check.
+func (b *bootstrapper) step(ctx context.Context) (refused bool) {
 	if b.node.HasState() {
 		b.noteState()
-		return
+		return false
 	}
 	b.mu.Lock()
 	decided := b.decided
 	b.mu.Unlock()
 	if decided {
-		return
+		return false
 	}
 	if b.single {
 		b.bootstrap([]gossip.ServerInfo{b.selfInfo()}, "bootstrap = true")
-		return
+		return false
 	}
 	v := b.view()
 	d := evaluate(v)
 	b.setWaiting(d)
 	if !d.claim {
-		return
+		return false
 	}
 	b.mu.Lock()
 	p := b.promise
 	b.mu.Unlock()
 	if p.candidate != "" && p.candidate != b.name && time.Now().Before(p.until) {
 		b.setReason(fmt.Sprintf("promised to candidate %s; waiting for it", p.candidate))
-		return
+		return true
 	}
 	if err := b.claim(ctx, d.set); err != nil {
 		b.setReason("bootstrap claim refused: " + err.Error())
 		b.logger.Info("bootstrap claim refused; will retry", "error", err)
-		return
+		return true
 	}
 	b.bootstrap(d.set, fmt.Sprintf("all %d servers agreed", len(d.set)))
+	return false
 }
 
-// claim runs rule 3 and 4 for set and returns nil only if every server in
+// claim runs rules 3 and 4 for set and returns nil only if every server in
 // it said yes in time.
 func (b *bootstrapper) claim(ctx context.Context, set []gossip.ServerInfo) error {
 	start := time.Now()
-	c := claim{Candidate: b.name, ID: b.id, Expect: b.expect}
-	want := make(map[string]string, len(set))
-	var others []string
+	c := claim{Candidate: b.name, ID: b.id, Nonce: rand.Uint64(), Expect: b.expect}
+	var others []gossip.ServerInfo
 	for _, s := range set {
 		c.Servers = append(c.Servers, s.Name)
 		if s.Name != b.name {
-			want[s.Name] = s.ID
-			others = append(others, s.Name)
+			others = append(others, s)
 		}
 	}
 	// The candidate binds itself too, so it answers no to anyone else
 	// while its own claim is in flight.
 	b.mu.Lock()
-	b.promise = promise{candidate: b.name, until: start.Add(claimLease)}
+	b.promise = promise{candidate: b.name, nonce: c.Nonce, until: start.Add(claimLease)}
 	b.mu.Unlock()
 	if len(others) == 0 {
 		return nil
 	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
 	b.logger.Info("claiming bootstrap", "servers", strings.Join(c.Servers, ","))
-	resp, err := b.pool.Query(claimQuery, payload, others, claimTimeout)
-	if err != nil {
-		return fmt.Errorf("send claim: %w", err)
+	err := b.collect(ctx, c, others)
+	if elapsed := time.Since(start); err == nil && elapsed > claimDeadline {
+		err = fmt.Errorf("answers took %s, longer than %s", elapsed.Round(time.Millisecond), claimDeadline)
 	}
-	defer resp.Close()
-	got := make(map[string]bool, len(want))
-	for len(got) < len(want) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case r, ok := <-resp.ResponseCh():
-			if !ok {
-				var missing []string
-				for name := range want {
-					if !got[name] {
-						missing = append(missing, name)
-					}
-				}
-				sort.Strings(missing)
-				return fmt.Errorf("no answer from %s within %s", strings.Join(missing, ", "), claimTimeout)
-			}
+	if err != nil {
+		b.release(ctx, c, others)
+	}
+	return err
+}
+
+// collect sends claim c to every server in others at once and waits for
+// all answers. Any no, wrong answer, error or timeout fails the claim.
+func (b *bootstrapper) collect(ctx context.Context, c claim, others []gossip.ServerInfo) error {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	errs := make(chan error, len(others))
+	for _, s := range others {
+		go func() {
 			var a claimAnswer
-			if err := json.Unmarshal(r.Payload, &a); err != nil {
-				return fmt.Errorf("bad answer from %s: %w", r.From, err)
+			if err := b.peers.call(ctx, s.RaftAddr(), claimPath, c, &a); err != nil {
+				errs <- fmt.Errorf("no answer from %s: %w", s.Name, err)
+				return
 			}
-			if id, ok := want[r.From]; !ok || id != a.ID {
-				return fmt.Errorf("answer from unexpected server %s (id %s)", r.From, a.ID)
+			switch {
+			case a.ID != s.ID:
+				errs <- fmt.Errorf("%s answered as node ID %s, want %s", s.Name, a.ID, s.ID)
+			case !a.Yes:
+				errs <- fmt.Errorf("%s said no: %s", s.Name, a.Reason)
+			default:
+				errs <- nil
 			}
-			if !a.Yes {
-				return fmt.Errorf("%s said no: %s", r.From, a.Reason)
-			}
-			got[r.From] = true
+		}()
+	}
+	var first error
+	for range others {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel() // no point waiting for the rest
 		}
 	}
-	if elapsed := time.Since(start); elapsed > claimDeadline {
-		return fmt.Errorf("answers took %s, longer than %s", elapsed.Round(time.Millisecond), claimDeadline)
+	return first
+}
+
+// release withdraws claim c: every server drops a promise it made to it.
+// Servers that cannot be told are freed when the lease ends.
+func (b *bootstrapper) release(ctx context.Context, c claim, others []gossip.ServerInfo) {
+	b.mu.Lock()
+	if b.promise.candidate == b.name && b.promise.nonce == c.Nonce {
+		b.promise = promise{}
 	}
-	return nil
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	r := claim{Candidate: c.Candidate, Nonce: c.Nonce}
+	var wg sync.WaitGroup
+	for _, s := range others {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.peers.call(ctx, s.RaftAddr(), releasePath, r, nil); err != nil {
+				b.logger.Debug("failed to withdraw bootstrap claim", "server", s.Name, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // bootstrap calls Raft's bootstrap with set. Like Nomad, it records the
@@ -440,33 +495,54 @@ func (b *bootstrapper) noteState() {
 	}
 }
 
-// HandleQuery answers a claim from another server.
-func (b *bootstrapper) HandleQuery(q *serf.Query) {
-	var c claim
-	var a claimAnswer
-	if err := json.Unmarshal(q.Payload, &c); err != nil {
-		a = claimAnswer{Name: b.name, ID: b.id, Reason: "malformed claim: " + err.Error()}
-	} else if b.node == nil {
-		a = claimAnswer{Name: b.name, ID: b.id, Reason: "not a server"}
-	} else {
-		v := b.view()
-		now := time.Now()
-		b.mu.Lock()
-		a = judge(v, b.promise, c, now)
-		if a.Yes {
-			b.promise = promise{candidate: c.Candidate, until: now.Add(claimLease)}
-		}
-		b.mu.Unlock()
+// Answer judges a claim from another server and records the promise when
+// the answer is yes.
+func (b *bootstrapper) Answer(c claim) claimAnswer {
+	a := claimAnswer{Name: b.name, ID: b.id, Reason: "not a server"}
+	if b.node != nil {
+		a = b.answer(b.view(), c, time.Now())
 	}
 	if a.Yes {
 		b.logger.Info("promised bootstrap to candidate", "candidate", c.Candidate)
 	} else {
 		b.logger.Info("refused bootstrap claim", "candidate", c.Candidate, "reason", a.Reason)
 	}
-	out, _ := json.Marshal(a)
-	if err := q.Respond(out); err != nil {
-		b.logger.Warn("failed to answer bootstrap claim", "candidate", c.Candidate, "error", err)
+	return a
+}
+
+// answer judges c against view v at time now and records the promise.
+func (b *bootstrapper) answer(v view, c claim, now time.Time) claimAnswer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, gone := b.withdrawn[c.Nonce]; gone {
+		return claimAnswer{Name: b.name, ID: b.id, Reason: "claim already withdrawn"}
 	}
+	a := judge(v, b.promise, c, now)
+	if a.Yes {
+		b.promise = promise{candidate: c.Candidate, nonce: c.Nonce, until: now.Add(claimLease)}
+	}
+	return a
+}
+
+// Release drops the promise made to a withdrawn claim.
+func (b *bootstrapper) Release(c claim) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.promise.candidate == c.Candidate && b.promise.nonce == c.Nonce {
+		b.promise = promise{}
+		b.logger.Debug("bootstrap claim withdrawn", "candidate", c.Candidate)
+		return
+	}
+	now := time.Now()
+	for n, until := range b.withdrawn {
+		if now.After(until) {
+			delete(b.withdrawn, n)
+		}
+	}
+	if b.withdrawn == nil {
+		b.withdrawn = make(map[uint64]time.Time)
+	}
+	b.withdrawn[c.Nonce] = now.Add(claimLease)
 }
 
 func (b *bootstrapper) selfInfo() gossip.ServerInfo {

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/conclavehq/conclave/gossip"
+	"github.com/conclavehq/conclave/test/testutil"
 )
 
 func srv(name string, expect int, status serf.MemberStatus) gossip.ServerInfo {
@@ -157,5 +158,50 @@ func TestClaimSafety(t *testing.T) {
 		if a := judge(z, p, second, now.Add(at)); a.Yes {
 			t.Errorf("judge(second) at +%s = yes, want no while promised", at)
 		}
+	}
+}
+
+// TestReleaseDropsOnlyTheWithdrawnClaim: a release frees the promise made
+// to that very claim, and a late release of an older claim of the same
+// candidate leaves the newer promise alone.
+func TestReleaseDropsOnlyTheWithdrawnClaim(t *testing.T) {
+	b := &bootstrapper{logger: testutil.Logger(t)}
+	release := func(candidate string, nonce uint64) {
+		b.Release(claim{Candidate: candidate, Nonce: nonce})
+	}
+	until := time.Now().Add(claimLease)
+	b.promise = promise{candidate: "a", nonce: 2, until: until}
+	release("a", 1)
+	if b.promise.candidate != "a" {
+		t.Fatalf("late release of nonce 1 dropped the promise to claim 2")
+	}
+	release("b", 2)
+	if b.promise.candidate != "a" {
+		t.Fatalf("release by another candidate dropped the promise")
+	}
+	release("a", 2)
+	if b.promise.candidate != "" {
+		t.Fatalf("promise after its release = %+v, want none", b.promise)
+	}
+}
+
+// TestReleaseBeforeClaim: a release that overtakes its claim makes the
+// claim's late arrival a no, so it leaves no promise behind.
+func TestReleaseBeforeClaim(t *testing.T) {
+	alive := serf.StatusAlive
+	b := &bootstrapper{logger: testutil.Logger(t), name: "b", id: "id-b", expect: 3}
+	v := view{self: srv("b", 3, alive), expect: 3, servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}}
+	c := claim{Candidate: "a", Nonce: 7, Expect: 3, Servers: []string{"a", "b", "c"}}
+	b.Release(claim{Candidate: "a", Nonce: 7})
+	if a := b.answer(v, c, time.Now()); a.Yes || a.Reason != "claim already withdrawn" {
+		t.Fatalf("answer to a withdrawn claim = (yes %v, %q), want no: claim already withdrawn", a.Yes, a.Reason)
+	}
+	if b.promise.candidate != "" {
+		t.Fatalf("withdrawn claim left a promise: %+v", b.promise)
+	}
+	// The next claim of the same candidate is judged normally.
+	c.Nonce = 8
+	if a := b.answer(v, c, time.Now()); !a.Yes {
+		t.Fatalf("answer to a fresh claim = no (%s), want yes", a.Reason)
 	}
 }

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,24 +23,59 @@ const forwardedHeader = "X-Conclave-Forwarded"
 // cluster has none.
 var errNoLeader = errors.New("No cluster leader")
 
-// forwarder sends requests that only the leader may answer to the leader's
-// server port, one hop, over pooled keep-alive connections.
-type forwarder struct {
-	node   *consensus.Node
-	client *http.Client
+// serverClient speaks HTTP to other servers over their server port (the
+// mux routes protoForward connections to the internal handler), one hop,
+// over pooled keep-alive connections.
+type serverClient struct {
+	http *http.Client
 }
 
-func newForwarder(node *consensus.Node) *forwarder {
+func newServerClient() *serverClient {
 	tr := &http.Transport{
-		// The URL host is the leader's Raft address; the mux on that port
-		// routes the connection to the leader's HTTP handler.
+		// The URL host is the server's Raft address; see mux.go.
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dial(ctx, addr, protoForward)
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &forwarder{node: node, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &serverClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// call POSTs in as JSON to path on the server at addr and decodes the
+// answer into out (when out is not nil).
+func (c *serverClient) call(ctx context.Context, addr, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+// forwarder sends requests that only the leader may answer to the leader.
+type forwarder struct {
+	node   *consensus.Node
+	client *serverClient
 }
 
 // forward proxies r to the leader and copies its answer to w.
@@ -61,7 +99,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request) {
 	req.Header = r.Header.Clone()
 	req.Header.Set(forwardedHeader, "1")
 	req.ContentLength = r.ContentLength
-	resp, err := f.client.Do(req)
+	resp, err := f.client.http.Do(req)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "forward to leader "+leader+": "+err.Error())
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -260,4 +261,30 @@ func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) operatorBootstrap(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, a.boot.Status())
+}
+
+// internalRoutes is the handler on the server port: the bootstrap claim
+// endpoints that only servers call, and the public API for requests other
+// servers forward.
+func (a *Agent) internalRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+claimPath, func(w http.ResponseWriter, r *http.Request) {
+		var c claim
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&c); err != nil {
+			httpError(w, http.StatusBadRequest, "malformed claim: "+err.Error())
+			return
+		}
+		writeJSON(w, a.boot.Answer(c))
+	})
+	mux.HandleFunc("POST "+releasePath, func(w http.ResponseWriter, r *http.Request) {
+		var c claim
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&c); err != nil {
+			httpError(w, http.StatusBadRequest, "malformed release: "+err.Error())
+			return
+		}
+		a.boot.Release(c)
+		writeJSON(w, nil)
+	})
+	mux.Handle("/", a.handler)
+	return recoverer(mux)
 }

@@ -44,6 +44,7 @@ func Build(dir string) (string, error) {
 type Node struct {
 	t        *testing.T
 	Name     string
+	IP       string // the node's own loopback address
 	Dir      string // data_dir
 	HTTPPort int
 	SerfPort int
@@ -64,8 +65,9 @@ type Node struct {
 // does not start it.
 func NewNode(t *testing.T, name string, expect int) *Node {
 	t.Helper()
-	p := testutil.Ports(t, 3)
-	n := &Node{t: t, Name: name, Dir: t.TempDir(), HTTPPort: p[0], SerfPort: p[1], RaftPort: p[2], Expect: expect}
+	ip := testutil.IP(t)
+	p := testutil.PortsOn(t, ip, 3)
+	n := &Node{t: t, Name: name, IP: ip, Dir: t.TempDir(), HTTPPort: p[0], SerfPort: p[1], RaftPort: p[2], Expect: expect}
 	t.Cleanup(func() {
 		n.Kill()
 		if t.Failed() {
@@ -76,10 +78,13 @@ func NewNode(t *testing.T, name string, expect int) *Node {
 }
 
 // SerfAddr is the node's gossip address, for retry_join.
-func (n *Node) SerfAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.SerfPort) }
+func (n *Node) SerfAddr() string { return fmt.Sprintf("%s:%d", n.IP, n.SerfPort) }
 
 // HTTPAddr is the node's HTTP API address.
-func (n *Node) HTTPAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.HTTPPort) }
+func (n *Node) HTTPAddr() string { return fmt.Sprintf("%s:%d", n.IP, n.HTTPPort) }
+
+// RaftAddr is the node's Raft address.
+func (n *Node) RaftAddr() string { return fmt.Sprintf("%s:%d", n.IP, n.RaftPort) }
 
 func (n *Node) config() string {
 	var b strings.Builder
@@ -87,7 +92,7 @@ func (n *Node) config() string {
 	if n.Expect > 0 {
 		fmt.Fprintf(&b, "bootstrap_expect = %d\n", n.Expect)
 	}
-	fmt.Fprintf(&b, "bind_addr = \"127.0.0.1\"\nadvertise_addr = \"127.0.0.1\"\nclient_addr = \"127.0.0.1\"\n")
+	fmt.Fprintf(&b, "bind_addr = %q\nadvertise_addr = %q\nclient_addr = %q\n", n.IP, n.IP, n.IP)
 	fmt.Fprintf(&b, "ports {\n  http = %d\n  serf_lan = %d\n  server = %d\n}\n", n.HTTPPort, n.SerfPort, n.RaftPort)
 	if len(n.Join) > 0 {
 		q, _ := json.Marshal(n.Join)
@@ -313,7 +318,7 @@ func ClusterFormed(nodes ...*Node) error {
 // LeaderNode returns the node whose Raft address is the leader's.
 func LeaderNode(nodes ...*Node) *Node {
 	for _, n := range nodes {
-		if n.Running() && n.Leader() == fmt.Sprintf("127.0.0.1:%d", n.RaftPort) {
+		if n.Running() && n.Leader() == n.RaftAddr() {
 			return n
 		}
 	}

@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -60,33 +61,61 @@ func (w *testWriter) stop() {
 
 var (
 	portMu   sync.Mutex
-	portUsed = map[int]bool{}
+	portUsed = map[string]bool{}
+	ipNext   uint32
 )
+
+// IP returns a loopback address of its own for one test node, 127.A.B.C
+// with A from 100 to 199, picked at random per process and then counted
+// up. Listeners on an address of their own cannot collide with the
+// ephemeral ports of outbound connections, which the kernel takes on
+// 127.0.0.1, nor with another test process.
+func IP(t testing.TB) string {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	if ipNext == 0 {
+		ipNext = uint32(100+rand.IntN(100))<<16 | uint32(rand.IntN(256))<<8
+	}
+	ipNext++
+	if ipNext&0xff == 0 || ipNext&0xff == 255 {
+		ipNext += 2
+	}
+	return fmt.Sprintf("127.%d.%d.%d", ipNext>>16&0xff, ipNext>>8&0xff, ipNext&0xff)
+}
 
 // Ports returns n distinct TCP ports that were free on 127.0.0.1 a moment
 // ago and that no earlier call in this process returned.
 func Ports(t testing.TB, n int) []int {
 	t.Helper()
+	return PortsOn(t, "127.0.0.1", n)
+}
+
+// PortsOn returns n distinct ports that were free for TCP and UDP on ip a
+// moment ago and that no earlier call in this process returned for ip.
+func PortsOn(t testing.TB, ip string, n int) []int {
+	t.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
 	var out []int
 	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			t.Fatalf("find free port: %v", err)
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		// A UDP socket on the same port must be free too (gossip uses both).
-		u, uerr := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		u, uerr := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(p)))
 		l.Close()
 		if uerr != nil {
 			continue
 		}
 		u.Close()
-		if portUsed[p] {
+		key := net.JoinHostPort(ip, fmt.Sprint(p))
+		if portUsed[key] {
 			continue
 		}
-		portUsed[p] = true
+		portUsed[key] = true
 		out = append(out, p)
 	}
 	return out

@@ -1,0 +1,63 @@
+package consensus_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/conclavehq/conclave/consensus"
+)
+
+// This example runs a single server with in-memory storage: it bootstraps
+// a cluster of one, waits until it is leader, then writes and reads a key.
+func Example() {
+	stream, err := consensus.NewTCPStream("127.0.0.1:0", "127.0.0.1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	node, err := consensus.New(consensus.Config{
+		ID:       "4e7b0d3c-server-1",
+		Name:     "server-1",
+		Stream:   stream,
+		InMemory: true,
+	})
+	if err != nil {
+		stream.Close()
+		fmt.Println(err)
+		return
+	}
+	defer node.Shutdown()
+
+	// Only a node without Raft state may bootstrap, and only once.
+	fmt.Println("has state:", node.HasState())
+	err = node.Bootstrap([]consensus.Server{{ID: node.ID(), Address: node.RaftAddr(), Voter: true}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// LeaderCh delivers true once this node wins the election.
+	select {
+	case <-node.LeaderCh():
+	case <-time.After(10 * time.Second):
+		fmt.Println("no leader")
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = node.Apply(ctx, consensus.Command{Op: consensus.OpSet, Key: "greeting", Value: []byte("hello")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v, ok := node.Get("greeting")
+	fmt.Printf("greeting = %s (found: %v)\n", v, ok)
+	fmt.Println("bootstrap again:", node.Bootstrap([]consensus.Server{{ID: node.ID(), Address: node.RaftAddr()}}))
+
+	// Output:
+	// has state: false
+	// greeting = hello (found: true)
+	// bootstrap again: raft state already exists
+}

@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/test/e2e"
+)
+
+const (
+	// formationRuns is how many fresh clusters each formation benchmark forms.
+	formationRuns = 7
+	// failoverRuns is how many times the failover benchmark kills the leader.
+	failoverRuns = 7
+	// measurePoll is the polling interval of the timed measurements.
+	measurePoll = 10 * time.Millisecond
+	// measureTimeout bounds each timed measurement; a run that takes longer
+	// fails the benchmark.
+	measureTimeout = 30 * time.Second
+	// idleWait is how long a formed cluster idles before its memory is read.
+	idleWait = 10 * time.Second
+	// loadDuration is how long the stability benchmark keeps the cores
+	// busy; -short makes it loadDurationShort.
+	loadDuration      = 60 * time.Second
+	loadDurationShort = 10 * time.Second
+	// loadPoll is the stability benchmark's polling interval.
+	loadPoll = 100 * time.Millisecond
+	// loadBurners is how many single-core CPU burners run during the
+	// stability benchmark: one per core of the 2-core reference machine.
+	loadBurners = 2
+)
+
+func BenchmarkFormation3(b *testing.B) { benchFormation(b, 3) }
+func BenchmarkFormation5(b *testing.B) { benchFormation(b, 5) }
+
+// benchFormation starts n servers with bootstrap_expect = n, each joining
+// all the others, back to back, and measures from the moment the last one
+// was started until every server reports the same leader and a Raft
+// configuration of all n servers as voters. Each run uses fresh servers.
+func benchFormation(b *testing.B, n int) {
+	var times []time.Duration
+	for run := 1; run <= formationRuns; run++ {
+		servers := newServers(b, runRoot(b, fmt.Sprintf("run%d", run)), "s", n)
+		first := time.Now()
+		startAll(servers)
+		last := time.Now()
+		d, err := pollUntil(last, measureTimeout, measurePoll, func() error {
+			return e2e.ClusterFormed(apis(servers)...)
+		})
+		if err != nil {
+			b.Fatalf("run %d: %d servers did not form a cluster: %v", run, n, err)
+		}
+		b.Logf("run %d: formed in %.0f ms (the %d starts took %.1f ms)", run, ms(d), n, ms(last.Sub(first)))
+		times = append(times, d)
+		killAll(servers)
+	}
+	report(b, fmt.Sprintf("formation of %d servers", n), times)
+}
+
+// BenchmarkFailover kills the leader of a 3-server cluster with SIGKILL and
+// measures until both survivors report the same new leader. Between runs
+// the killed server is restarted and the cluster is whole again (untimed).
+func BenchmarkFailover(b *testing.B) {
+	servers := newServers(b, runRoot(b, "cluster"), "f", 3)
+	startAll(servers)
+	waitFormed(b, servers)
+	var times []time.Duration
+	for run := 1; run <= failoverRuns; run++ {
+		old := leaderOf(servers)
+		if old == nil {
+			b.Fatalf("run %d: no leader before the kill", run)
+		}
+		var survivors []*server
+		valid := map[string]bool{}
+		for _, s := range servers {
+			if s != old {
+				survivors = append(survivors, s)
+				valid[s.RaftAddr()] = true
+			}
+		}
+		start := time.Now()
+		old.Kill()
+		d, err := pollUntil(start, measureTimeout, measurePoll, func() error {
+			l0, l1 := survivors[0].api.Leader(), survivors[1].api.Leader()
+			switch {
+			case !valid[l0]:
+				return fmt.Errorf("%s reports leader %q", survivors[0].Name(), l0)
+			case l1 != l0:
+				return fmt.Errorf("%s reports leader %q, %s reports %q", survivors[0].Name(), l0, survivors[1].Name(), l1)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatalf("run %d: no new leader after killing %s: %v", run, old.Name(), err)
+		}
+		b.Logf("run %d: killed leader %s at %s, new leader %s after %.0f ms",
+			run, old.Name(), start.UTC().Format("15:04:05.000"), survivors[0].api.Leader(), ms(d))
+		times = append(times, d)
+		old.Start()
+		waitFormed(b, servers)
+	}
+	report(b, "failover of a 3-server cluster", times)
+	killAll(servers)
+}
+
+// BenchmarkIdleMemory forms a 3-server cluster, lets it idle, and reads
+// each server's resident set size (VmRSS) and peak (VmHWM).
+func BenchmarkIdleMemory(b *testing.B) {
+	servers := newServers(b, runRoot(b, "cluster"), "m", 3)
+	startAll(servers)
+	waitFormed(b, servers)
+	time.Sleep(idleWait) // the idle period is what is measured, not a wait for a condition
+	var rss, hwm, anons []float64
+	for _, s := range servers {
+		pid := s.PID()
+		r, err := procStatusKB(pid, "VmRSS")
+		if err != nil {
+			b.Fatalf("%s: %v", s.Name(), err)
+		}
+		h, err := procStatusKB(pid, "VmHWM")
+		if err != nil {
+			b.Fatalf("%s: %v", s.Name(), err)
+		}
+		// Split the resident set: anonymous pages (Go heap, stacks,
+		// runtime) versus file pages (the binary's text and data, mapped
+		// BoltDB pages), which are shared and can be reclaimed.
+		anon, err := procStatusKB(pid, "RssAnon")
+		if err != nil {
+			b.Fatalf("%s: %v", s.Name(), err)
+		}
+		file, err := procStatusKB(pid, "RssFile")
+		if err != nil {
+			b.Fatalf("%s: %v", s.Name(), err)
+		}
+		b.Logf("%s (pid %d): VmRSS %.1f MiB (anonymous %.1f, file-backed %.1f), VmHWM %.1f MiB",
+			s.Name(), pid, float64(r)/1024, float64(anon)/1024, float64(file)/1024, float64(h)/1024)
+		anons = append(anons, float64(anon)/1024)
+		rss = append(rss, float64(r)/1024)
+		hwm = append(hwm, float64(h)/1024)
+	}
+	slices.Sort(rss)
+	slices.Sort(hwm)
+	slices.Sort(anons)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(rss[len(rss)/2], "median-rss-MiB")
+	b.ReportMetric(rss[len(rss)-1], "max-rss-MiB")
+	b.ReportMetric(hwm[len(hwm)-1], "max-peak-MiB")
+	b.ReportMetric(anons[len(anons)-1], "max-anon-MiB")
+	b.Logf("idle resident memory after %s: median %.1f MiB, max %.1f MiB (peak VmHWM max %.1f MiB)",
+		idleWait, rss[len(rss)/2], rss[len(rss)-1], hwm[len(hwm)-1])
+	killAll(servers)
+}
+
+// stabilityObserver tracks what the servers report during the stability
+// benchmark.
+type stabilityObserver struct {
+	lastLeader     map[string]string // per server, last non-empty leader seen
+	leaders        map[string]bool   // every non-empty leader seen
+	leaderChanges  map[string]int    // per server, changes between non-empty leaders
+	startTerm      map[string]uint64
+	maxTerm        uint64
+	leaderless     int // polls in which a server reported no leader
+	failed         int // polls in which a server did not answer
+	maxLastContact time.Duration
+	maxPoll        time.Duration
+	polls          int
+}
+
+func (o *stabilityObserver) observe(b *testing.B, s *server) {
+	t0 := time.Now()
+	var self api.Self
+	selfErr := s.api.Get("/v1/agent/self", &self)
+	leader := s.api.Leader()
+	if d := time.Since(t0); d > o.maxPoll {
+		o.maxPoll = d
+	}
+	if selfErr != nil {
+		o.failed++
+		return
+	}
+	raft := self.Stats["raft"]
+	if term, err := strconv.ParseUint(raft["term"], 10, 64); err == nil {
+		if _, ok := o.startTerm[s.Name()]; !ok {
+			o.startTerm[s.Name()] = term
+		}
+		o.maxTerm = max(o.maxTerm, term)
+	}
+	if raft["state"] == "Follower" {
+		if lc, ok := parseLastContact(raft["last_contact"]); ok && lc > o.maxLastContact {
+			o.maxLastContact = lc
+		}
+	}
+	if leader == "" {
+		o.leaderless++
+		b.Logf("%s reports no leader at %s (state %s, term %s)", s.Name(), time.Now().UTC().Format("15:04:05.000"), raft["state"], raft["term"])
+		return
+	}
+	o.leaders[leader] = true
+	if prev := o.lastLeader[s.Name()]; prev != "" && prev != leader {
+		o.leaderChanges[s.Name()]++
+		b.Logf("%s: leader changed from %s to %s (term %s)", s.Name(), prev, leader, raft["term"])
+	}
+	o.lastLeader[s.Name()] = leader
+}
+
+// BenchmarkStabilityUnderLoad forms a 3-server cluster, then keeps every
+// core busy with CPU burner processes for loadDuration while polling each
+// server's leader and Raft term every loadPoll. The target is no leader
+// change and no term increase.
+func BenchmarkStabilityUnderLoad(b *testing.B) {
+	dur := loadDuration
+	if testing.Short() {
+		dur = loadDurationShort
+	}
+	servers := newServers(b, runRoot(b, "cluster"), "l", 3)
+	startAll(servers)
+	waitFormed(b, servers)
+
+	o := &stabilityObserver{
+		lastLeader: map[string]string{}, leaders: map[string]bool{},
+		leaderChanges: map[string]int{}, startTerm: map[string]uint64{},
+	}
+	for _, s := range servers {
+		o.observe(b, s)
+	}
+	var burners []*burner
+	for range loadBurners {
+		burners = append(burners, startBurner(b, dur+10*time.Second))
+	}
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		for _, s := range servers {
+			o.observe(b, s)
+		}
+		o.polls++
+		time.Sleep(loadPoll) // the polling interval of the measurement
+	}
+	for _, bu := range burners {
+		bu.stop()
+	}
+
+	changes := 0
+	for _, c := range o.leaderChanges {
+		changes = max(changes, c)
+	}
+	var minStart uint64
+	for _, t := range o.startTerm {
+		if minStart == 0 || t < minStart {
+			minStart = t
+		}
+	}
+	termIncrease := o.maxTerm - minStart
+	if changes > 0 || termIncrease > 0 || o.leaderless > 0 {
+		// Show what Raft said about it, so that a missed target in a plain
+		// `make bench` run explains itself.
+		for _, s := range servers {
+			for _, l := range electionLines(s, 20) {
+				b.Logf("%s: %s", s.Name(), l)
+			}
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(changes), "leader-changes")
+	b.ReportMetric(float64(termIncrease), "term-increases")
+	b.ReportMetric(float64(o.leaderless), "leaderless-polls")
+	b.ReportMetric(ms(o.maxLastContact), "max-last-contact-ms")
+	b.Logf("%s with %d CPU burners, %d polls of 3 servers: %d leader change(s), %d distinct leader(s), term +%d, %d leaderless and %d failed answers, follower last_contact max %.0f ms, slowest poll %.0f ms",
+		dur, loadBurners, o.polls, changes, len(o.leaders), termIncrease, o.leaderless, o.failed, ms(o.maxLastContact), ms(o.maxPoll))
+	killAll(servers)
+}

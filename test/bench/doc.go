@@ -1,0 +1,17 @@
+// Package bench measures what an operator of a small Conclave cluster
+// notices: how long servers take to form a cluster, how long a cluster is
+// without a leader after the leader dies, how much memory an idle server
+// holds, and whether a busy machine costs the cluster its leader.
+//
+// Every benchmark starts real conclave processes on loopback, in the
+// default configuration apart from what the e2e harness always sets (fresh
+// ports, log_level = "debug", retry_interval = "200ms"), and reports its
+// numbers through b.ReportMetric. Each one does a fixed number of runs per
+// invocation, whatever b.N is, so run them with -benchtime 1x as
+// `make bench` does. The results are recorded in BENCHMARKS.md at the top
+// of the repository.
+//
+// Pass -logdir DIR (after the package path) to keep every node's data dir,
+// configuration and log under DIR instead of a temp dir that is removed,
+// for reading where the time went.
+package bench
