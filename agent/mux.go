@@ -50,8 +50,8 @@ func newMux(bind string, advertiseIP string, logger hclog.Logger) (*mux, error) 
 	}
 	adv := &net.TCPAddr{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
 	m := &mux{ln: ln, advertise: adv, logger: logger.Named("mux"), done: make(chan struct{})}
-	m.raft = &subListener{addr: adv, conns: make(chan net.Conn), done: m.done, close: m.Close}
-	m.forward = &subListener{addr: adv, conns: make(chan net.Conn), done: m.done, close: m.Close}
+	m.raft = newSubListener(adv, m.done)
+	m.forward = newSubListener(adv, m.done)
 	return m, nil
 }
 
@@ -97,6 +97,8 @@ func (m *mux) route(c net.Conn) {
 	}
 	select {
 	case sub.conns <- c:
+	case <-sub.closed:
+		c.Close()
 	case <-m.done:
 		c.Close()
 	}
@@ -126,24 +128,36 @@ func dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
 	return c, nil
 }
 
-// subListener is the net.Listener of one protocol on the mux.
+// subListener is the net.Listener of one protocol on the mux. Closing it
+// stops its protocol only; the mux itself closes with mux.Close.
 type subListener struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
-	close func() error
+	addr      net.Addr
+	conns     chan net.Conn
+	done      chan struct{} // the mux's
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newSubListener(addr net.Addr, done chan struct{}) *subListener {
+	return &subListener{addr: addr, conns: make(chan net.Conn), done: done, closed: make(chan struct{})}
 }
 
 func (l *subListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
 }
 
-func (l *subListener) Close() error   { return l.close() }
+func (l *subListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
 func (l *subListener) Addr() net.Addr { return l.addr }
 
 // raftStream is the raft.StreamLayer on the mux.

@@ -50,6 +50,7 @@ type Node struct {
 	SerfPort int
 	RaftPort int
 	Expect   int
+	Client   bool     // run as a client (server = false)
 	Join     []string // retry_join entries
 	Extra    string   // extra HCL appended to the config
 
@@ -88,7 +89,7 @@ func (n *Node) RaftAddr() string { return fmt.Sprintf("%s:%d", n.IP, n.RaftPort)
 
 func (n *Node) config() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node_name = %q\ndata_dir = %q\nserver = true\n", n.Name, n.Dir)
+	fmt.Fprintf(&b, "node_name = %q\ndata_dir = %q\nserver = %t\n", n.Name, n.Dir, !n.Client)
 	if n.Expect > 0 {
 		fmt.Fprintf(&b, "bootstrap_expect = %d\n", n.Expect)
 	}
@@ -102,13 +103,16 @@ func (n *Node) config() string {
 	return b.String()
 }
 
+// ConfigPath is where Start writes the node's configuration file.
+func (n *Node) ConfigPath() string { return filepath.Join(filepath.Dir(n.Dir), n.Name+".hcl") }
+
 // Start writes the configuration and starts the agent process in its own
 // process group, logging to a file in the test's temp dir.
 func (n *Node) Start() {
 	n.t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cfgPath := filepath.Join(n.Dir, "..", n.Name+".hcl")
+	cfgPath := n.ConfigPath()
 	if err := os.WriteFile(cfgPath, []byte(n.config()), 0o600); err != nil {
 		n.t.Fatalf("write config: %v", err)
 	}
@@ -323,4 +327,14 @@ func LeaderNode(nodes ...*Node) *Node {
 		}
 	}
 	return nil
+}
+
+// PID returns the process ID of the running agent, or 0.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
 }
