@@ -102,9 +102,22 @@ func New(cfg Config) (*Pool, error) {
 	mc.AdvertiseAddr = cfg.AdvertiseAddr
 	mc.AdvertisePort = cfg.BindPort
 	mc.Logger = std
-	// Queries (the bootstrap claim among them) ride on gossip; a shorter
-	// interval than memberlist's LAN default of 200ms keeps them quick.
+	// A shorter gossip interval than memberlist's LAN default of 200ms
+	// spreads member changes (and the raft_state tag) faster.
 	mc.GossipInterval = 100 * time.Millisecond
+	// A member that died may come back under the same name at a new
+	// address (a rescheduled pod, a VM with a new IP). Memberlist refuses
+	// the new address unless the old entry has been dead for this long;
+	// its default of 0 means "never", which would keep the node out of
+	// the pool until it is reaped. Live name clashes are refused by the
+	// merge delegate below, by node ID.
+	mc.DeadNodeReclaimTime = time.Second
+	// Nothing re-announces a refused new address once the old entry is
+	// dead, until the returning node's next full state sync. Memberlist's
+	// 15-30s default makes a server that came back on a new IP wait that
+	// long; 5s is cheap at Conclave's pool sizes (memberlist stretches it
+	// itself past 32 members).
+	mc.PushPullInterval = 5 * time.Second
 
 	if cfg.SnapshotDir != "" {
 		if err := os.MkdirAll(cfg.SnapshotDir, 0o700); err != nil {
