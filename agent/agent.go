@@ -148,7 +148,11 @@ func (a *Agent) open() (err error) {
 	}
 
 	a.peers = newServerClient()
-	a.boot = newBootstrapper(logger, a.pool, a.peers, a.node, cfg.NodeName, a.id, cfg.Datacenter, cfg.BootstrapExpect, cfg.Bootstrap)
+	var rn raftNode // stays a nil interface for clients
+	if a.node != nil {
+		rn = a.node
+	}
+	a.boot = newBootstrapper(logger, a.pool, a.peers, rn, cfg.NodeName, a.id, cfg.Datacenter, cfg.BootstrapExpect, cfg.Bootstrap)
 	if a.node != nil {
 		a.recon = newReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter)
 		a.forward = &forwarder{node: a.node, client: a.peers}
@@ -156,7 +160,7 @@ func (a *Agent) open() (err error) {
 	if len(cfg.RetryJoin) > 0 {
 		a.joiner, err = discover.NewJoiner(discover.JoinerConfig{
 			Entries:     cfg.RetryJoin,
-			DefaultPort: defaultSerfPort,
+			DefaultPort: a.joinPort(),
 			Interval:    cfg.RetryInterval,
 			MaxAttempts: cfg.RetryMax,
 			Join:        a.join,
@@ -202,9 +206,18 @@ func (a *Agent) Start(ctx context.Context) {
 		"http_addr", a.HTTPAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
 }
 
-// defaultSerfPort is the gossip port assumed for retry_join and join
-// entries without a port, as in Consul.
+// defaultSerfPort is Consul's gossip port.
 const defaultSerfPort = 8301
+
+// joinPort is the port assumed for join and retry_join entries without
+// one: this agent's own gossip port, since a pool's agents normally share
+// their configuration, or 8301 when this agent picks a free port.
+func (a *Agent) joinPort() int {
+	if p := a.cfg.Ports.SerfLAN; p > 0 {
+		return p
+	}
+	return defaultSerfPort
+}
 
 // join is the JoinFunc for retry_join and the join endpoint. A duplicate
 // node name is fatal: retrying cannot fix it.

@@ -294,3 +294,40 @@ func TestNewFailsCleanlyWhenAPortIsTaken(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestServerPortServesOnlyForwardedRoutes: the server port answers the
+// bootstrap claim and the leader's routes, but not the rest of the API, so
+// a loopback client_addr keeps leave and join local.
+func TestServerPortServesOnlyForwardedRoutes(t *testing.T) {
+	a := testAgent(t, "solo", func(c *config.Config) { c.Bootstrap = true })
+	client := newServerClient()
+	do := func(method, path string) int {
+		req, _ := http.NewRequest(method, "http://"+a.RaftAddr()+path, nil)
+		resp, err := client.http.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s over the server port: %v", method, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []struct{ method, path string }{
+		{http.MethodPut, "/v1/agent/leave"},
+		{http.MethodPut, "/v1/agent/join/127.0.0.1"},
+		{http.MethodGet, "/v1/agent/members"},
+	} {
+		if code := do(p.method, p.path); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s over the server port = %d, want 404 or 405", p.method, p.path, code)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if code := do(http.MethodGet, "/v1/operator/raft/configuration?stale"); code != http.StatusOK {
+			return fmt.Errorf("raft configuration over the server port = %d", code)
+		}
+		return nil
+	})
+	select {
+	case <-a.ShutdownCh():
+		t.Fatal("agent shut down: leave was served over the server port")
+	default:
+	}
+}

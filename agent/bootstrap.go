@@ -37,7 +37,7 @@ import (
 //     same set of servers, and has not promised itself to another candidate
 //     within the promise lease. A yes is a promise: for claimLease it answers
 //     no to any other candidate and makes no claim of its own. A candidate
-//     whose claim fails withdraws it (releaseQuery), which frees the
+//     whose claim fails withdraws it (releasePath), which frees the
 //     servers that said yes; it never bootstraps on a withdrawn claim.
 //  4. The candidate bootstraps, with every server of the set as a voter, only
 //     if every server in the set answered yes, within claimDeadline of the
@@ -51,7 +51,8 @@ import (
 // its own view equals the candidate's set, and the set determines the
 // candidate (its lowest name), so Z's view changed between the two answers,
 // and the second answer came after Z's promise to the first expired
-// (claimLease after the first answer). The first candidate bootstrapped
+// (claimLease after the first answer) or after the first candidate
+// withdrew its claim, which it then never bootstraps on. The first candidate bootstrapped
 // within claimDeadline (a quarter of claimLease) of starting its claim, so
 // by then it already had Raft state and reported it in its tags, and its
 // first heartbeat gave Z Raft state too; Z then answers no forever, and so
@@ -132,6 +133,19 @@ type view struct {
 	servers []gossip.ServerInfo
 }
 
+// memberPool is the part of gossip.Pool the bootstrapper uses.
+type memberPool interface {
+	Members() []serf.Member
+	LocalMember() serf.Member
+	SetTag(key, value string) error
+}
+
+// raftNode is the part of consensus.Node the bootstrapper uses.
+type raftNode interface {
+	HasState() bool
+	Bootstrap(servers []consensus.Server) error
+}
+
 // peerCaller sends a request to another server's port and decodes the
 // JSON answer; the agent's serverClient implements it.
 type peerCaller interface {
@@ -156,16 +170,6 @@ type decision struct {
 func evaluate(v view) decision {
 	var d decision
 	for _, s := range v.servers {
-		if s.Name == v.self.Name {
-			continue
-		}
-		if s.HasState && s.Status != serf.StatusLeft {
-			d.clusterExists = true
-			d.reason = fmt.Sprintf("a cluster exists (server %s has raft state); waiting for its leader to add this server", s.Name)
-			return d
-		}
-	}
-	for _, s := range v.servers {
 		if s.Status != serf.StatusAlive {
 			continue
 		}
@@ -179,6 +183,14 @@ func evaluate(v view) decision {
 		}
 	}
 	sort.Slice(d.set, func(i, j int) bool { return d.set[i].Name < d.set[j].Name })
+	for _, s := range v.servers {
+		if s.Name != v.self.Name && s.HasState && s.Status != serf.StatusLeft {
+			d.clusterExists = true
+			d.conflicts = nil
+			d.reason = fmt.Sprintf("a cluster exists (server %s has raft state); waiting for its leader to add this server", s.Name)
+			return d
+		}
+	}
 	if len(d.conflicts) > 0 {
 		d.reason = fmt.Sprintf("bootstrap blocked: servers disagree with bootstrap_expect = %d: %s", v.expect, strings.Join(d.conflicts, ", "))
 		return d
@@ -225,9 +237,9 @@ func judge(v view, p promise, c claim, now time.Time) claimAnswer {
 // servers' claims. It also keeps the state /v1/operator/bootstrap reports.
 type bootstrapper struct {
 	logger   hclog.Logger
-	pool     *gossip.Pool
+	pool     memberPool
 	peers    peerCaller
-	node     *consensus.Node
+	node     raftNode // nil for clients
 	name, id string
 	dc       string
 	expect   int
@@ -246,7 +258,7 @@ type bootstrapper struct {
 	withdrawn map[uint64]time.Time
 }
 
-func newBootstrapper(logger hclog.Logger, pool *gossip.Pool, peers peerCaller, node *consensus.Node, name, id, dc string, expect int, single bool) *bootstrapper {
+func newBootstrapper(logger hclog.Logger, pool memberPool, peers peerCaller, node raftNode, name, id, dc string, expect int, single bool) *bootstrapper {
 	b := &bootstrapper{
 		logger: logger.Named("bootstrap"),
 		pool:   pool, peers: peers, node: node,
@@ -482,7 +494,7 @@ func (b *bootstrapper) noteState() {
 	}
 	b.decided = true
 	now := time.Now().UTC()
-	if p := b.promise; p.candidate != "" && p.candidate != b.name {
+	if p := b.promise; p.candidate != "" && p.candidate != b.name && now.Before(p.until) {
 		b.status = api.BootstrapStatus{State: api.BootstrapBootstrapped, Expect: b.expect, Seen: b.status.Seen, By: p.candidate, At: &now,
 			Reason: fmt.Sprintf("cluster bootstrapped by %s", p.candidate)}
 	} else {

@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"net"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,10 +57,10 @@ func TestEvaluate(t *testing.T) {
 			wantClaim: true, wantSet: "b,c,d"},
 		{name: "existing cluster blocks", self: "a",
 			servers: []gossip.ServerInfo{srv("a", 3, alive), withState(srv("b", 3, alive)), srv("c", 3, alive)},
-			reason:  "a cluster exists (server b has raft state); waiting for its leader to add this server"},
+			wantSet: "a,b,c", reason: "a cluster exists (server b has raft state); waiting for its leader to add this server"},
 		{name: "failed server with state still blocks (fail closed)", self: "a",
 			servers: []gossip.ServerInfo{srv("a", 3, alive), withState(srv("z", 3, failed)), srv("b", 3, alive), srv("c", 3, alive)},
-			reason:  "a cluster exists (server z has raft state); waiting for its leader to add this server"},
+			wantSet: "a,b,c", reason: "a cluster exists (server z has raft state); waiting for its leader to add this server"},
 		{name: "left server with state does not block", self: "a",
 			servers:   []gossip.ServerInfo{srv("a", 3, alive), withState(srv("z", 3, left)), srv("b", 3, alive), srv("c", 3, alive)},
 			wantClaim: true, wantSet: "a,b,c"},
@@ -203,5 +207,80 @@ func TestReleaseBeforeClaim(t *testing.T) {
 	c.Nonce = 8
 	if a := b.answer(v, c, time.Now()); !a.Yes {
 		t.Fatalf("answer to a fresh claim = no (%s), want yes", a.Reason)
+	}
+}
+
+// fakePeers answers claims from a table: by Raft address, an answer or an
+// error. It records every release.
+type fakePeers struct {
+	mu       sync.Mutex
+	answers  map[string]claimAnswer
+	errs     map[string]error
+	released []string
+}
+
+func (f *fakePeers) call(ctx context.Context, addr, path string, in, out any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if path == releasePath {
+		f.released = append(f.released, addr)
+		return nil
+	}
+	if err := f.errs[addr]; err != nil {
+		return err
+	}
+	*(out.(*claimAnswer)) = f.answers[addr]
+	return nil
+}
+
+func TestClaimFailsClosed(t *testing.T) {
+	alive := serf.StatusAlive
+	set := []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}
+	set[1].RaftPort, set[2].RaftPort = 8301, 8302
+	bAddr, cAddr := set[1].RaftAddr(), set[2].RaftAddr()
+	yes := func(name string) claimAnswer { return claimAnswer{Name: name, ID: "id-" + name, Yes: true} }
+	cases := []struct {
+		name    string
+		answers map[string]claimAnswer
+		errs    map[string]error
+		want    string // "" for success
+	}{
+		{name: "all agree", answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: yes("c")}},
+		{name: "a peer that cannot be asked blocks bootstrap",
+			answers: map[string]claimAnswer{bAddr: yes("b")}, errs: map[string]error{cAddr: errors.New("connection refused")},
+			want: "no answer from c: connection refused"},
+		{name: "a peer with raft state blocks bootstrap",
+			answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-c", Reason: "has raft state"}},
+			want:    "c said no: has raft state"},
+		{name: "another node at the peer's address blocks bootstrap",
+			answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-other", Yes: true}},
+			want:    "c answered as node ID id-other, want id-c"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := &fakePeers{answers: tc.answers, errs: tc.errs}
+			b := &bootstrapper{logger: testutil.Logger(t), peers: peers, name: "a", id: "id-a", expect: 3}
+			err := b.claim(context.Background(), set)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("claim() = %v, want nil", err)
+				}
+				if len(peers.released) != 0 {
+					t.Errorf("successful claim released %v", peers.released)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("claim() = %v, want %q", err, tc.want)
+			}
+			// A failed claim is withdrawn everywhere, and frees the candidate.
+			sort.Strings(peers.released)
+			if got, want := strings.Join(peers.released, " "), bAddr+" "+cAddr; got != want {
+				t.Errorf("released at %q, want %q", got, want)
+			}
+			if b.promise.candidate != "" {
+				t.Errorf("candidate still bound to its failed claim: %+v", b.promise)
+			}
+		})
 	}
 }

@@ -29,8 +29,9 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/agent/join/{address...}", a.agentJoin)
 	mux.HandleFunc("PUT /v1/agent/leave", a.agentLeave)
 	mux.HandleFunc("PUT /v1/agent/force-leave/{node}", a.agentForceLeave)
-	mux.HandleFunc("GET /v1/operator/raft/configuration", a.serverOnly(a.leaderOrStale(a.raftConfiguration)))
-	mux.HandleFunc("DELETE /v1/operator/raft/peer", a.serverOnly(a.leaderOnly(a.raftRemovePeer)))
+	for pattern, h := range a.leaderRoutes() {
+		mux.HandleFunc(pattern, h)
+	}
 	mux.HandleFunc("GET /v1/operator/bootstrap", a.operatorBootstrap)
 	return recoverer(mux)
 }
@@ -63,6 +64,15 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// leaderRoutes are the endpoints a follower forwards to the leader. They
+// are the only part of the API the server port serves.
+func (a *Agent) leaderRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /v1/operator/raft/configuration": a.serverOnly(a.leaderOrStale(a.raftConfiguration)),
+		"DELETE /v1/operator/raft/peer":       a.serverOnly(a.leaderOnly(a.raftRemovePeer)),
+	}
 }
 
 func (a *Agent) serverOnly(h http.HandlerFunc) http.HandlerFunc {
@@ -171,7 +181,7 @@ func (a *Agent) agentJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(defaultSerfPort))
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(a.joinPort()))
 	}
 	n, err := a.join([]string{addr})
 	if err != nil {
@@ -264,8 +274,9 @@ func (a *Agent) operatorBootstrap(w http.ResponseWriter, _ *http.Request) {
 }
 
 // internalRoutes is the handler on the server port: the bootstrap claim
-// endpoints that only servers call, and the public API for requests other
-// servers forward.
+// endpoints that only servers call, and the leader's routes for requests
+// other servers forward. Nothing else of the API is reachable there, so a
+// client_addr on loopback keeps leave, join and force-leave local.
 func (a *Agent) internalRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+claimPath, func(w http.ResponseWriter, r *http.Request) {
@@ -285,6 +296,8 @@ func (a *Agent) internalRoutes() http.Handler {
 		a.boot.Release(c)
 		writeJSON(w, nil)
 	})
-	mux.Handle("/", a.handler)
+	for pattern, h := range a.leaderRoutes() {
+		mux.HandleFunc(pattern, h)
+	}
 	return recoverer(mux)
 }

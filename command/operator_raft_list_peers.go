@@ -22,6 +22,11 @@ Usage: conclave operator raft list-peers [options]
   the state (leader or follower) and voting status of each.
 
 Options:
+
+  -stale
+     Answer from the agent's own Raft state instead of asking the leader.
+     Works while the cluster has no leader, which is when it is needed
+     most; the Leader column then shows whom this agent last followed.
 ` + formatFlagHelp + httpOptionsHelp
 
 // Help returns the usage text of the list-peers command.
@@ -36,9 +41,13 @@ func (c *OperatorRaftListPeersCommand) Synopsis() string {
 
 // Run prints the Raft configuration and returns the exit code.
 func (c *OperatorRaftListPeersCommand) Run(args []string) int {
-	var format string
+	var (
+		format string
+		stale  bool
+	)
 	fs := c.FlagSet("operator raft list-peers", c.Help())
 	fs.StringVar(&format, "format", formatText, "")
+	fs.BoolVar(&stale, "stale", false, "")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -56,7 +65,11 @@ func (c *OperatorRaftListPeersCommand) Run(args []string) int {
 		c.Ui.Error("Error creating client: " + err.Error())
 		return 1
 	}
-	conf, err := client.RaftConfiguration()
+	get := client.RaftConfiguration
+	if stale {
+		get = client.RaftConfigurationStale
+	}
+	conf, err := get()
 	if err != nil {
 		c.Ui.Error("Error retrieving Raft configuration: " + err.Error())
 		return 1

@@ -83,3 +83,15 @@ func TestOperatorRaftListPeersCommand_errors(t *testing.T) {
 		})
 	}
 }
+
+func TestOperatorRaftListPeersCommand_stale(t *testing.T) {
+	agent := newFakeAgent(t, map[string]reply{"GET /v1/operator/raft/configuration": ok(raftConfigurationJSON)})
+	ui := cli.NewMockUi()
+	code, _, stderr := run(t, ui, &OperatorRaftListPeersCommand{Meta: Meta{Ui: ui}}, "-http-addr="+agent.addr, "-stale")
+	if code != 0 {
+		t.Fatalf("Run(-stale) = %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if got, want := agent.requests(), []string{"GET /v1/operator/raft/configuration?stale="}; !cmp.Equal(got, want) {
+		t.Errorf("requests = %q, want %q", got, want)
+	}
+}

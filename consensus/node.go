@@ -248,7 +248,9 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	return n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx)))
 }
 
-// Configuration returns the latest Raft configuration and its log index.
+// Configuration returns the latest Raft configuration and a Raft index at
+// which it is current: this node's applied index. (hashicorp/raft v1.7
+// no longer reports the configuration entry's own index.)
 func (n *Node) Configuration() ([]Server, uint64, error) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -258,7 +260,7 @@ func (n *Node) Configuration() ([]Server, uint64, error) {
 	for _, s := range f.Configuration().Servers {
 		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
-	return out, f.Index(), nil
+	return out, n.raft.AppliedIndex(), nil
 }
 
 // Leader returns the Raft address and ID of the current leader, or empty

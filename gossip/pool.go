@@ -32,9 +32,9 @@ const (
 	RoleClient = "client"
 )
 
-// ErrDuplicateName is returned by Join (and reported by New through the
-// snapshot rejoin) when another alive node already uses this node's name
-// with a different node ID.
+// ErrDuplicateName is in the error Join returns when another node that has
+// not left the pool already uses this node's name with a different node
+// ID. (Serf flattens the error chain: match its text, not with errors.Is.)
 var ErrDuplicateName = errors.New("node name already in use")
 
 // Config configures a Pool.

@@ -174,10 +174,20 @@ func (c *Client) Peers() ([]string, error) {
 }
 
 // RaftConfiguration returns the Raft configuration with the state of each
-// server (GET /v1/operator/raft/configuration).
+// server (GET /v1/operator/raft/configuration), as the leader sees it.
 func (c *Client) RaftConfiguration() (*RaftConfiguration, error) {
+	return c.raftConfiguration(nil)
+}
+
+// RaftConfigurationStale is RaftConfiguration answered by the agent itself
+// from its own Raft state (?stale), which works without a leader.
+func (c *Client) RaftConfigurationStale() (*RaftConfiguration, error) {
+	return c.raftConfiguration(url.Values{"stale": {""}})
+}
+
+func (c *Client) raftConfiguration(q url.Values) (*RaftConfiguration, error) {
 	var out RaftConfiguration
-	if err := c.do(c.timeout, http.MethodGet, "/v1/operator/raft/configuration", nil, &out); err != nil {
+	if err := c.do(c.timeout, http.MethodGet, "/v1/operator/raft/configuration", q, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
