@@ -105,6 +105,10 @@ type Node struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	// shutdownCh is closed by Shutdown. Raft may queue a request on a
+	// buffered channel that nobody reads once it has stopped, so waits
+	// watch this channel too.
+	shutdownCh chan struct{}
 }
 
 // New opens the Raft storage, starts the transport and returns a running
@@ -121,7 +125,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	logger := cfg.Logger.Named("raft")
-	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(), leaderCh: make(chan bool, 8)}
+	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(), leaderCh: make(chan bool, 8), shutdownCh: make(chan struct{})}
 
 	var (
 		logs   raft.LogStore
@@ -316,6 +320,7 @@ func (n *Node) Get(key string) ([]byte, bool) { return n.fsm.Get(key) }
 // called more than once.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		close(n.shutdownCh)
 		n.shutdownErr = n.raft.Shutdown().Error()
 		if err := n.transport.Close(); err != nil && n.shutdownErr == nil {
 			n.shutdownErr = err
@@ -329,8 +334,15 @@ func (n *Node) Shutdown() error {
 	return n.shutdownErr
 }
 
-// wait waits for f, or for ctx, whichever comes first.
+// wait waits for f, for ctx, or for Shutdown, whichever comes first. The
+// goroutine it leaves behind on ctx or Shutdown ends when Raft answers f or
+// never; it holds only f.
 func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	select {
+	case <-n.shutdownCh:
+		return ErrShutdown
+	default:
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
@@ -338,6 +350,8 @@ func (n *Node) wait(ctx context.Context, f raft.Future) error {
 		return mapErr(err)
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-n.shutdownCh:
+		return ErrShutdown
 	}
 }
 

@@ -510,8 +510,10 @@ func TestAddressProvider(t *testing.T) {
 	}
 }
 
-// TestConfigurationIndex checks that Configuration reports the log index of
-// the configuration, which /v1/operator/raft/configuration passes on.
+// TestConfigurationIndex checks that Configuration reports a Raft index at
+// which the configuration is current (the applied index), which
+// /v1/operator/raft/configuration passes on: never 0 once the cluster
+// exists, and larger after a configuration change.
 func TestConfigurationIndex(t *testing.T) {
 	n1 := newTestNode(t, "node-1", inMemory)
 	n2 := newTestNode(t, "node-2", inMemory)
@@ -519,16 +521,30 @@ func TestConfigurationIndex(t *testing.T) {
 		t.Fatalf("Bootstrap: %v", err)
 	}
 	waitForLeader(t, n1)
-	// The bootstrap configuration is the first log entry.
-	if got := checkConfiguration(t, n1, []Server{self(n1)}); got != 1 {
-		t.Errorf("Configuration() index after bootstrap = %d, want 1", got)
+	before := checkConfiguration(t, n1, []Server{self(n1)})
+	if before == 0 {
+		t.Errorf("Configuration() index after bootstrap = 0, want the index the configuration is current at")
 	}
 	if err := n1.AddVoter(ctxFor(t), n2.ID(), n2.RaftAddr()); err != nil {
 		t.Fatalf("AddVoter: %v", err)
 	}
-	if got := checkConfiguration(t, n1, []Server{self(n1), self(n2)}); got <= 1 {
-		t.Errorf("Configuration() index after AddVoter = %d, want more than 1", got)
-	}
+	testutil.WaitFor(t, waitTimeout, func() error {
+		if got := checkConfiguration(t, n1, []Server{self(n1), self(n2)}); got <= before {
+			return fmt.Errorf("Configuration() index after AddVoter = %d, want more than %d", got, before)
+		}
+		return nil
+	})
+	// A follower reports the configuration it has applied, too.
+	testutil.WaitFor(t, waitTimeout, func() error {
+		got, index, err := n2.Configuration()
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 || index <= before {
+			return fmt.Errorf("node-2: Configuration() = %v at index %d, want both servers at more than %d", got, index, before)
+		}
+		return nil
+	})
 }
 
 // TestOperationsAfterShutdown checks that calls on a shut-down node fail

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,6 +71,10 @@ type Pool struct {
 	serf   *serf.Serf
 	events chan serf.Event
 	logger hclog.Logger
+	names  *names
+
+	shutdownOnce sync.Once
+	done         chan struct{}
 }
 
 // New creates the Serf instance and starts listening. It does not join
@@ -89,7 +94,8 @@ func New(cfg Config) (*Pool, error) {
 	sc.Tags = cfg.Tags
 	sc.Logger = std
 	sc.EnableNameConflictResolution = false
-	sc.Merge = &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID}
+	known := &names{byName: make(map[string]nameHolder)}
+	sc.Merge = &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID, names: known}
 	if cfg.Local {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
 	} else {
@@ -125,14 +131,36 @@ func New(cfg Config) (*Pool, error) {
 		}
 		sc.SnapshotPath = filepath.Join(cfg.SnapshotDir, "local.snapshot")
 	}
-	events := make(chan serf.Event, cfg.EventBuffer)
-	sc.EventCh = events
+	in := make(chan serf.Event, cfg.EventBuffer)
+	sc.EventCh = in
 
 	s, err := serf.Create(sc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
-	return &Pool{serf: s, events: events, logger: logger}, nil
+	p := &Pool{serf: s, events: make(chan serf.Event, cfg.EventBuffer), logger: logger, names: known, done: make(chan struct{})}
+	go p.forward(in)
+	return p, nil
+}
+
+// forward records who holds each name and passes every event on to
+// Events, until Shutdown.
+func (p *Pool) forward(in <-chan serf.Event) {
+	for {
+		select {
+		case e := <-in:
+			if me, ok := e.(serf.MemberEvent); ok {
+				p.names.record(me)
+			}
+			select {
+			case p.events <- e:
+			case <-p.done:
+				return
+			}
+		case <-p.done:
+			return
+		}
+	}
 }
 
 // Join contacts the given gossip addresses (host:port) and returns how many
@@ -146,7 +174,8 @@ func (p *Pool) Join(addrs []string) (int, error) {
 }
 
 // Events is the stream of Serf events (member changes and queries). The
-// channel is buffered; read it promptly or Serf stalls.
+// channel is buffered; read it promptly, or events queue up behind it (and
+// Serf drops events once its own buffer is full).
 func (p *Pool) Events() <-chan serf.Event { return p.events }
 
 // Members returns every member this node knows, in any state.
@@ -197,7 +226,11 @@ func (p *Pool) Leave() error { return p.serf.Leave() }
 
 // Shutdown stops gossip without leaving; the others will see this member
 // fail. It may be called more than once.
-func (p *Pool) Shutdown() error { return p.serf.Shutdown() }
+func (p *Pool) Shutdown() error {
+	err := p.serf.Shutdown()
+	p.shutdownOnce.Do(func() { close(p.done) })
+	return err
+}
 
 // ServerInfo is what a server member's tags say about it.
 type ServerInfo struct {
@@ -249,22 +282,69 @@ func ParseServer(m serf.Member) (ServerInfo, bool) {
 	return s, true
 }
 
-// mergeDelegate refuses to merge with a pool in which another node
-// already uses this node's name under a different ID. Serf's own name
-// conflict resolution would shut one of them down silently; Conclave prefers
-// a loud refusal at join time.
+// names records which node ID holds each member name, and whether that
+// member has left. It is fed from Serf's member events, so the merge
+// delegate can consult it without Serf's locks, which memberlist may be
+// holding when it calls the delegate.
+type names struct {
+	mu     sync.Mutex
+	byName map[string]nameHolder
+}
+
+type nameHolder struct {
+	id   string
+	left bool
+}
+
+func (n *names) record(e serf.MemberEvent) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range e.Members {
+		switch e.Type {
+		case serf.EventMemberReap:
+			delete(n.byName, m.Name)
+		case serf.EventMemberLeave:
+			n.byName[m.Name] = nameHolder{id: m.Tags[TagID], left: true}
+		default: // join, update, failed: the name stays taken
+			n.byName[m.Name] = nameHolder{id: m.Tags[TagID]}
+		}
+	}
+}
+
+// holder returns who holds name, unless nobody does or the holder left.
+func (n *names) holder(name string) (id string, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	h, found := n.byName[name]
+	return h.id, found && !h.left
+}
+
+// mergeDelegate refuses members whose name is already held by a node with
+// a different ID that has not left: this node's own name, or a name this
+// node knows from the pool, alive or failed. Serf's own name conflict
+// resolution would shut one of them down silently; Conclave refuses
+// loudly instead, on both sides of the join. A failed holder of a name
+// keeps it until an operator runs force-leave on it (or it is reaped);
+// the same node ID coming back, at any address, is always welcome.
 type mergeDelegate struct {
 	name, id string
+	names    *names
 }
 
 func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
 	for _, m := range members {
-		// Serf hands us no alive/failed state here, only "left"; a failed
-		// holder of the name therefore blocks the join too, until an
-		// operator runs force-leave on it.
-		if m.Name == d.name && m.Tags[TagID] != d.id && m.Status != serf.StatusLeft {
-			return fmt.Errorf("%w: %q is used by node ID %s at %s (if that node is gone for good, run force-leave on it first)",
-				ErrDuplicateName, m.Name, m.Tags[TagID], net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+		// Serf hands us no alive/failed state here, only "left".
+		if m.Status == serf.StatusLeft {
+			continue
+		}
+		id := m.Tags[TagID]
+		holder, taken := d.names.holder(m.Name)
+		if m.Name == d.name {
+			holder, taken = d.id, true
+		}
+		if taken && holder != id {
+			return fmt.Errorf("%w: %q is used by node ID %s; refusing node ID %s at %s (if the holder is gone for good, run force-leave on it first)",
+				ErrDuplicateName, m.Name, holder, id, net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
 		}
 	}
 	return nil
