@@ -11,7 +11,7 @@
 # Data and logs live in $CONCLAVE_CLUSTER_DIR (default: a new temp dir).
 set -euo pipefail
 
-bin=${CONCLAVE_BIN:-$(dirname "$0")/../../bin/conclave}
+bin=${CONCLAVE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin/conclave}
 dir=${CONCLAVE_CLUSTER_DIR:-$(mktemp -d -t conclave-cluster.XXXXXX)}
 pids=()
 
