@@ -29,9 +29,6 @@ const (
 	loadDurationShort = 10 * time.Second
 	// loadPoll is the stability benchmark's polling interval.
 	loadPoll = 100 * time.Millisecond
-	// loadBurners is how many single-core CPU burners run during the
-	// stability benchmark: one per core of the 2-core reference machine.
-	loadBurners = 2
 )
 
 func BenchmarkFormation3(b *testing.B) { benchFormation(b, 3) }
@@ -44,12 +41,12 @@ func BenchmarkFormation5(b *testing.B) { benchFormation(b, 5) }
 func benchFormation(b *testing.B, n int) {
 	var times []time.Duration
 	for run := 1; run <= formationRuns; run++ {
-		servers := newServers(b, runRoot(b, fmt.Sprintf("run%d", run)), "s", n)
+		servers := e2e.NewServersIn(b, runRoot(b, fmt.Sprintf("run%d", run)), "s", n, n)
 		first := time.Now()
 		startAll(servers)
 		last := time.Now()
 		d, err := pollUntil(last, measureTimeout, measurePoll, func() error {
-			return e2e.ClusterFormed(apis(servers)...)
+			return e2e.ClusterFormed(servers...)
 		})
 		if err != nil {
 			b.Fatalf("run %d: %d servers did not form a cluster: %v", run, n, err)
@@ -65,16 +62,16 @@ func benchFormation(b *testing.B, n int) {
 // measures until both survivors report the same new leader. Between runs
 // the killed server is restarted and the cluster is whole again (untimed).
 func BenchmarkFailover(b *testing.B) {
-	servers := newServers(b, runRoot(b, "cluster"), "f", 3)
+	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "f", 3, 3)
 	startAll(servers)
 	waitFormed(b, servers)
 	var times []time.Duration
 	for run := 1; run <= failoverRuns; run++ {
-		old := leaderOf(servers)
+		old := e2e.LeaderNode(servers...)
 		if old == nil {
 			b.Fatalf("run %d: no leader before the kill", run)
 		}
-		var survivors []*server
+		var survivors []*e2e.Node
 		valid := map[string]bool{}
 		for _, s := range servers {
 			if s != old {
@@ -85,20 +82,20 @@ func BenchmarkFailover(b *testing.B) {
 		start := time.Now()
 		old.Kill()
 		d, err := pollUntil(start, measureTimeout, measurePoll, func() error {
-			l0, l1 := survivors[0].api.Leader(), survivors[1].api.Leader()
+			l0, l1 := survivors[0].Leader(), survivors[1].Leader()
 			switch {
 			case !valid[l0]:
-				return fmt.Errorf("%s reports leader %q", survivors[0].Name(), l0)
+				return fmt.Errorf("%s reports leader %q", survivors[0].Name, l0)
 			case l1 != l0:
-				return fmt.Errorf("%s reports leader %q, %s reports %q", survivors[0].Name(), l0, survivors[1].Name(), l1)
+				return fmt.Errorf("%s reports leader %q, %s reports %q", survivors[0].Name, l0, survivors[1].Name, l1)
 			}
 			return nil
 		})
 		if err != nil {
-			b.Fatalf("run %d: no new leader after killing %s: %v", run, old.Name(), err)
+			b.Fatalf("run %d: no new leader after killing %s: %v", run, old.Name, err)
 		}
 		b.Logf("run %d: killed leader %s at %s, new leader %s after %.0f ms",
-			run, old.Name(), start.UTC().Format("15:04:05.000"), survivors[0].api.Leader(), ms(d))
+			run, old.Name, start.UTC().Format("15:04:05.000"), survivors[0].Leader(), ms(d))
 		times = append(times, d)
 		old.Start()
 		waitFormed(b, servers)
@@ -110,7 +107,7 @@ func BenchmarkFailover(b *testing.B) {
 // BenchmarkIdleMemory forms a 3-server cluster, lets it idle, and reads
 // each server's resident set size (VmRSS) and peak (VmHWM).
 func BenchmarkIdleMemory(b *testing.B) {
-	servers := newServers(b, runRoot(b, "cluster"), "m", 3)
+	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "m", 3, 3)
 	startAll(servers)
 	waitFormed(b, servers)
 	time.Sleep(idleWait) // the idle period is what is measured, not a wait for a condition
@@ -119,25 +116,25 @@ func BenchmarkIdleMemory(b *testing.B) {
 		pid := s.PID()
 		r, err := procStatusKB(pid, "VmRSS")
 		if err != nil {
-			b.Fatalf("%s: %v", s.Name(), err)
+			b.Fatalf("%s: %v", s.Name, err)
 		}
 		h, err := procStatusKB(pid, "VmHWM")
 		if err != nil {
-			b.Fatalf("%s: %v", s.Name(), err)
+			b.Fatalf("%s: %v", s.Name, err)
 		}
 		// Split the resident set: anonymous pages (Go heap, stacks,
 		// runtime) versus file pages (the binary's text and data, mapped
 		// BoltDB pages), which are shared and can be reclaimed.
 		anon, err := procStatusKB(pid, "RssAnon")
 		if err != nil {
-			b.Fatalf("%s: %v", s.Name(), err)
+			b.Fatalf("%s: %v", s.Name, err)
 		}
 		file, err := procStatusKB(pid, "RssFile")
 		if err != nil {
-			b.Fatalf("%s: %v", s.Name(), err)
+			b.Fatalf("%s: %v", s.Name, err)
 		}
 		b.Logf("%s (pid %d): VmRSS %.1f MiB (anonymous %.1f, file-backed %.1f), VmHWM %.1f MiB",
-			s.Name(), pid, float64(r)/1024, float64(anon)/1024, float64(file)/1024, float64(h)/1024)
+			s.Name, pid, float64(r)/1024, float64(anon)/1024, float64(file)/1024, float64(h)/1024)
 		anons = append(anons, float64(anon)/1024)
 		rss = append(rss, float64(r)/1024)
 		hwm = append(hwm, float64(h)/1024)
@@ -170,11 +167,11 @@ type stabilityObserver struct {
 	polls          int
 }
 
-func (o *stabilityObserver) observe(b *testing.B, s *server) {
+func (o *stabilityObserver) observe(b *testing.B, s *e2e.Node) {
 	t0 := time.Now()
 	var self api.Self
-	selfErr := s.api.Get("/v1/agent/self", &self)
-	leader := s.api.Leader()
+	selfErr := s.Get("/v1/agent/self", &self)
+	leader := s.Leader()
 	if d := time.Since(t0); d > o.maxPoll {
 		o.maxPoll = d
 	}
@@ -184,8 +181,8 @@ func (o *stabilityObserver) observe(b *testing.B, s *server) {
 	}
 	raft := self.Stats["raft"]
 	if term, err := strconv.ParseUint(raft["term"], 10, 64); err == nil {
-		if _, ok := o.startTerm[s.Name()]; !ok {
-			o.startTerm[s.Name()] = term
+		if _, ok := o.startTerm[s.Name]; !ok {
+			o.startTerm[s.Name] = term
 		}
 		o.maxTerm = max(o.maxTerm, term)
 	}
@@ -196,15 +193,15 @@ func (o *stabilityObserver) observe(b *testing.B, s *server) {
 	}
 	if leader == "" {
 		o.leaderless++
-		b.Logf("%s reports no leader at %s (state %s, term %s)", s.Name(), time.Now().UTC().Format("15:04:05.000"), raft["state"], raft["term"])
+		b.Logf("%s reports no leader at %s (state %s, term %s)", s.Name, time.Now().UTC().Format("15:04:05.000"), raft["state"], raft["term"])
 		return
 	}
 	o.leaders[leader] = true
-	if prev := o.lastLeader[s.Name()]; prev != "" && prev != leader {
-		o.leaderChanges[s.Name()]++
-		b.Logf("%s: leader changed from %s to %s (term %s)", s.Name(), prev, leader, raft["term"])
+	if prev := o.lastLeader[s.Name]; prev != "" && prev != leader {
+		o.leaderChanges[s.Name]++
+		b.Logf("%s: leader changed from %s to %s (term %s)", s.Name, prev, leader, raft["term"])
 	}
-	o.lastLeader[s.Name()] = leader
+	o.lastLeader[s.Name] = leader
 }
 
 // BenchmarkStabilityUnderLoad forms a 3-server cluster, then keeps every
@@ -216,7 +213,7 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 	if testing.Short() {
 		dur = loadDurationShort
 	}
-	servers := newServers(b, runRoot(b, "cluster"), "l", 3)
+	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "l", 3, 3)
 	startAll(servers)
 	waitFormed(b, servers)
 
@@ -227,11 +224,12 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 	for _, s := range servers {
 		o.observe(b, s)
 	}
-	var burners []*burner
-	for range loadBurners {
-		burners = append(burners, startBurner(b, dur+10*time.Second))
+	var running []*burner
+	for range *burners {
+		running = append(running, startBurner(b, dur+10*time.Second))
 	}
-	end := time.Now().Add(dur)
+	loadStart := time.Now()
+	end := loadStart.Add(dur)
 	for time.Now().Before(end) {
 		for _, s := range servers {
 			o.observe(b, s)
@@ -239,7 +237,7 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 		o.polls++
 		time.Sleep(loadPoll) // the polling interval of the measurement
 	}
-	for _, bu := range burners {
+	for _, bu := range running {
 		bu.stop()
 	}
 
@@ -258,8 +256,8 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 		// Show what Raft said about it, so that a missed target in a plain
 		// `make bench` run explains itself.
 		for _, s := range servers {
-			for _, l := range electionLines(s, 20) {
-				b.Logf("%s: %s", s.Name(), l)
+			for _, l := range electionLines(s, loadStart, 20) {
+				b.Logf("%s: %s", s.Name, l)
 			}
 		}
 	}
@@ -269,6 +267,6 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 	b.ReportMetric(float64(o.leaderless), "leaderless-polls")
 	b.ReportMetric(ms(o.maxLastContact), "max-last-contact-ms")
 	b.Logf("%s with %d CPU burners, %d polls of 3 servers: %d leader change(s), %d distinct leader(s), term +%d, %d leaderless and %d failed answers, follower last_contact max %.0f ms, slowest poll %.0f ms",
-		dur, loadBurners, o.polls, changes, len(o.leaders), termIncrease, o.leaderless, o.failed, ms(o.maxLastContact), ms(o.maxPoll))
+		dur, *burners, o.polls, changes, len(o.leaders), termIncrease, o.leaderless, o.failed, ms(o.maxLastContact), ms(o.maxPoll))
 	killAll(servers)
 }

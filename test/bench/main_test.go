@@ -9,7 +9,11 @@ import (
 	"github.com/conclavehq/conclave/test/e2e"
 )
 
-var logDir = flag.String("logdir", "", "keep node data dirs, configurations and logs under this directory")
+var (
+	logDir = flag.String("logdir", "", "keep node data dirs, configurations and logs under this directory")
+	// burners defaults to one per core of the 2-core reference machine.
+	burners = flag.Int("burners", 2, "CPU burner processes during BenchmarkStabilityUnderLoad")
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "conclave-bench-")

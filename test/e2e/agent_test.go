@@ -68,7 +68,7 @@ func TestBadConfigurationStopsBeforeStarting(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "server.hcl")
 	os.WriteFile(path, []byte("server = true\ndata_dir = \""+dir+"\"\nbootstrap_expec = 3\n"), 0o600)
-	n := &Node{t: t}
+	n := &Node{tb: t}
 	_, errOut, code := n.CLI("agent", "-config-file", path)
 	if code != 1 {
 		t.Fatalf("agent with a bad config exit code = %d, want 1", code)

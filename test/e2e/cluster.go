@@ -42,7 +42,7 @@ func Build(dir string) (string, error) {
 
 // Node is one conclave agent process.
 type Node struct {
-	t        *testing.T
+	tb       testing.TB
 	Name     string
 	IP       string // the node's own loopback address
 	Dir      string // data_dir
@@ -62,20 +62,51 @@ type Node struct {
 	starts  int
 }
 
-// NewNode prepares a server named name with fresh ports and data_dir. It
-// does not start it.
-func NewNode(t *testing.T, name string, expect int) *Node {
-	t.Helper()
-	ip := testutil.IP(t)
-	p := testutil.PortsOn(t, ip, 3)
-	n := &Node{t: t, Name: name, IP: ip, Dir: t.TempDir(), HTTPPort: p[0], SerfPort: p[1], RaftPort: p[2], Expect: expect}
-	t.Cleanup(func() {
+// NewNode prepares a server named name with fresh ports and data_dir in a
+// temp dir of the test's. It does not start it.
+func NewNode(tb testing.TB, name string, expect int) *Node {
+	tb.Helper()
+	return NewNodeIn(tb, tb.TempDir(), name, expect)
+}
+
+// NewNodeIn is NewNode with the node's files under parent: the data_dir
+// parent/name, the configuration parent/name.hcl and a log per run,
+// parent/name.<run>.log. The node is killed when the test ends, and its
+// logs are written to the test's output if it failed.
+func NewNodeIn(tb testing.TB, parent, name string, expect int) *Node {
+	tb.Helper()
+	ip := testutil.IP(tb)
+	p := testutil.PortsOn(tb, ip, 3)
+	n := &Node{tb: tb, Name: name, IP: ip, Dir: filepath.Join(parent, name), HTTPPort: p[0], SerfPort: p[1], RaftPort: p[2], Expect: expect}
+	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+		tb.Fatalf("create data dir: %v", err)
+	}
+	tb.Cleanup(func() {
 		n.Kill()
-		if t.Failed() {
+		if tb.Failed() {
 			n.dumpLogs()
 		}
 	})
 	return n
+}
+
+// NewServersIn prepares n servers named prefix1..prefixN under parent (see
+// NewNodeIn) with bootstrap_expect = expect, each joining all the others.
+// It does not start them.
+func NewServersIn(tb testing.TB, parent, prefix string, n, expect int) []*Node {
+	tb.Helper()
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		nodes[i] = NewNodeIn(tb, parent, fmt.Sprintf("%s%d", prefix, i+1), expect)
+	}
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if o != n {
+				n.Join = append(n.Join, o.SerfAddr())
+			}
+		}
+	}
+	return nodes
 }
 
 // SerfAddr is the node's gossip address, for retry_join.
@@ -107,27 +138,27 @@ func (n *Node) config() string {
 func (n *Node) ConfigPath() string { return filepath.Join(filepath.Dir(n.Dir), n.Name+".hcl") }
 
 // Start writes the configuration and starts the agent process in its own
-// process group, logging to a file in the test's temp dir.
+// process group, logging to a new file next to its data_dir.
 func (n *Node) Start() {
-	n.t.Helper()
+	n.tb.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cfgPath := n.ConfigPath()
 	if err := os.WriteFile(cfgPath, []byte(n.config()), 0o600); err != nil {
-		n.t.Fatalf("write config: %v", err)
+		n.tb.Fatalf("write config: %v", err)
 	}
 	n.starts++
 	n.logPath = filepath.Join(filepath.Dir(n.Dir), fmt.Sprintf("%s.%d.log", n.Name, n.starts))
 	logf, err := os.Create(n.logPath)
 	if err != nil {
-		n.t.Fatalf("create log: %v", err)
+		n.tb.Fatalf("create log: %v", err)
 	}
 	cmd := exec.Command(Binary, "agent", "-config-file", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		n.t.Fatalf("start %s: %v", n.Name, err)
+		n.tb.Fatalf("start %s: %v", n.Name, err)
 	}
 	n.cmd = cmd
 	exited := make(chan struct{})
@@ -212,7 +243,7 @@ func (n *Node) dumpLogs() {
 		if len(b) > 60000 {
 			b = b[len(b)-60000:]
 		}
-		n.t.Logf("==== %s run %d log (%s) ====\n%s", n.Name, i, p, b)
+		n.tb.Logf("==== %s run %d log (%s) ====\n%s", n.Name, i, p, b)
 	}
 }
 
@@ -277,9 +308,9 @@ func (n *Node) Configuration() (api.RaftConfiguration, error) {
 
 // WaitForCluster waits until every node in nodes agrees on one leader and
 // has a Raft configuration of exactly the voters named in nodes.
-func WaitForCluster(t *testing.T, timeout time.Duration, nodes ...*Node) {
-	t.Helper()
-	testutil.WaitFor(t, timeout, func() error { return ClusterFormed(nodes...) })
+func WaitForCluster(tb testing.TB, timeout time.Duration, nodes ...*Node) {
+	tb.Helper()
+	testutil.WaitFor(tb, timeout, func() error { return ClusterFormed(nodes...) })
 }
 
 // ClusterFormed checks that the nodes agree on one leader and that each

@@ -30,22 +30,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startServers prepares and starts n servers named prefix1..prefixN with
-// bootstrap_expect = expect, each joining all the others.
+// startServers prepares n servers named prefix1..prefixN with
+// bootstrap_expect = expect, each joining all the others, in a temp dir of
+// the test's. It does not start them.
 func startServers(t *testing.T, prefix string, n, expect int) []*Node {
 	t.Helper()
-	nodes := make([]*Node, n)
-	for i := range nodes {
-		nodes[i] = NewNode(t, fmt.Sprintf("%s%d", prefix, i+1), expect)
-	}
-	for _, n := range nodes {
-		for _, o := range nodes {
-			if o != n {
-				n.Join = append(n.Join, o.SerfAddr())
-			}
-		}
-	}
-	return nodes
+	return NewServersIn(t, t.TempDir(), prefix, n, expect)
 }
 
 // bootstrappers returns the names of the nodes that report they
@@ -268,6 +258,7 @@ func TestShuffledStartFormsExactlyOneCluster(t *testing.T) {
 				}(nodes[i])
 			}
 			wg.Wait()
+			WaitForCluster(t, 30*time.Second, nodes...)
 			if got := bootstrappers(t, nodes...); len(got) != 1 {
 				t.Fatalf("servers that bootstrapped = %v, want exactly one", got)
 			}
