@@ -86,6 +86,11 @@ type Config struct {
 	// Performance tunes Raft timing.
 	Performance Performance
 
+	// KVMaxValueSize is the largest value, in bytes, a key/value write may
+	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
+	// range 1 to 64 MiB. Key: kv_max_value_size.
+	KVMaxValueSize int
+
 	// DevMode runs one server with in-memory Raft and no data_dir. Flag: -dev.
 	DevMode bool
 }
@@ -113,6 +118,13 @@ type Performance struct {
 // DefaultRaftMultiplier is the raft_multiplier used when none is configured.
 const DefaultRaftMultiplier = 2
 
+// DefaultKVMaxValueSize is the kv_max_value_size used when none is
+// configured, and MaxKVMaxValueSize its upper bound.
+const (
+	DefaultKVMaxValueSize = 512 << 10
+	MaxKVMaxValueSize     = 64 << 20
+)
+
 // Default returns the configuration of a client agent before any file or
 // flag is applied. AdvertiseAddr is left empty: Validate derives it from
 // BindAddr. NodeName is the host name, or empty if that cannot be found, in
@@ -129,8 +141,9 @@ func Default() *Config {
 			SerfLAN: 8301,
 			Server:  8300,
 		},
-		RetryInterval: 30 * time.Second,
-		LogLevel:      "info",
+		RetryInterval:  30 * time.Second,
+		LogLevel:       "info",
+		KVMaxValueSize: DefaultKVMaxValueSize,
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
 		},

@@ -33,6 +33,7 @@ type rawConfig struct {
 	LogLevel             *string         `hcl:"log_level"`
 	LogJSON              *bool           `hcl:"log_json"`
 	Performance          *rawPerformance `hcl:"performance,block"`
+	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 }
 
 // rawPorts is the schema of the ports block.

@@ -282,6 +282,7 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	if p := r.Performance; p != nil {
 		fromFile(b, f, "performance.raft_multiplier", p.RaftMultiplier, &c.Performance.RaftMultiplier)
 	}
+	fromFile(b, f, "kv_max_value_size", r.KVMaxValueSize, &c.KVMaxValueSize)
 	return errs
 }
 

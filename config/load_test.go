@@ -75,15 +75,16 @@ func wantDefault(t *testing.T) *Config {
 		t.Fatal(err)
 	}
 	return &Config{
-		NodeName:      hostname,
-		Datacenter:    "dc1",
-		BindAddr:      "0.0.0.0",
-		AdvertiseAddr: testPrivateIP,
-		ClientAddr:    "127.0.0.1",
-		Ports:         Ports{HTTP: 8500, SerfLAN: 8301, Server: 8300},
-		RetryInterval: 30 * time.Second,
-		LogLevel:      "info",
-		Performance:   Performance{RaftMultiplier: DefaultRaftMultiplier},
+		NodeName:       hostname,
+		Datacenter:     "dc1",
+		BindAddr:       "0.0.0.0",
+		AdvertiseAddr:  testPrivateIP,
+		ClientAddr:     "127.0.0.1",
+		Ports:          Ports{HTTP: 8500, SerfLAN: 8301, Server: 8300},
+		RetryInterval:  30 * time.Second,
+		LogLevel:       "info",
+		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
+		KVMaxValueSize: DefaultKVMaxValueSize,
 	}
 }
 
@@ -151,6 +152,8 @@ ports {
 performance {
   raft_multiplier = 5
 }
+
+kv_max_value_size = 1048576
 `})
 	res := mustLoad(t, nil, "all.hcl")
 	want := &Config{
@@ -171,6 +174,7 @@ performance {
 		LogLevel:             "debug",
 		LogJSON:              true,
 		Performance:          Performance{RaftMultiplier: 5},
+		KVMaxValueSize:       1 << 20,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() config mismatch (-want +got):\n%s", diff)
@@ -342,6 +346,7 @@ func TestLoadFlags(t *testing.T) {
 		LogLevel:             "warn",
 		LogJSON:              false,
 		Performance:          Performance{RaftMultiplier: DefaultRaftMultiplier},
+		KVMaxValueSize:       DefaultKVMaxValueSize,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -796,6 +801,16 @@ func TestLoadErrors(t *testing.T) {
 			name:  "raft_multiplier too high",
 			files: map[string]string{"p.hcl": "performance {\n  raft_multiplier = 11\n}\n"},
 			want:  "p.hcl:2:21: Invalid performance.raft_multiplier; performance.raft_multiplier must be between 1 and 10, got 11.",
+		},
+		{
+			name:  "kv_max_value_size zero",
+			files: map[string]string{"k.hcl": "kv_max_value_size = 0\n"},
+			want:  "k.hcl:1:21: Invalid kv_max_value_size; kv_max_value_size must be between 1 and 67108864 bytes, got 0.",
+		},
+		{
+			name:  "kv_max_value_size wrong type",
+			files: map[string]string{"k.hcl": "kv_max_value_size = \"big\"\n"},
+			want:  "k.hcl:1:21: Incorrect attribute value type; Inappropriate value for attribute \"kv_max_value_size\": a number is required.",
 		},
 		{
 			name:  "raft_multiplier zero",

@@ -356,6 +356,10 @@ func (v *validator) checkPerformance() {
 		v.fail("performance.raft_multiplier", true, "Invalid performance.raft_multiplier",
 			fmt.Sprintf("performance.raft_multiplier must be between 1 and 10, got %d.", m))
 	}
+	if s := v.c.KVMaxValueSize; s < 1 || s > MaxKVMaxValueSize {
+		v.fail("kv_max_value_size", true, "Invalid kv_max_value_size",
+			fmt.Sprintf("kv_max_value_size must be between 1 and %d bytes, got %d.", MaxKVMaxValueSize, s))
+	}
 }
 
 func (v *validator) checkDataDir() {

@@ -119,7 +119,8 @@ func TestValidate(t *testing.T) {
 				"Invalid datacenter; datacenter must not be empty.\n" +
 				`Invalid log_level; log_level must be one of trace, debug, info, warn or error, got "".` + "\n" +
 				"Invalid retry_interval; retry_interval must be positive, got 0s.\n" +
-				"Invalid performance.raft_multiplier; performance.raft_multiplier must be between 1 and 10, got 0.",
+				"Invalid performance.raft_multiplier; performance.raft_multiplier must be between 1 and 10, got 0.\n" +
+				"Invalid kv_max_value_size; kv_max_value_size must be between 1 and 67108864 bytes, got 0.",
 		},
 		{
 			name: "non-ASCII node_name",
