@@ -75,6 +75,9 @@ func New(cfg *config.Config, logger hclog.Logger) (*Agent, error) {
 // open does New's work; on error New closes whatever it opened.
 func (a *Agent) open() (err error) {
 	cfg, logger := a.cfg, a.logger
+	if cfg.KVMaxValueSize == 0 { // a Config built in code rather than loaded
+		cfg.KVMaxValueSize = config.DefaultKVMaxValueSize
+	}
 
 	if cfg.DevMode || cfg.DataDir == "" {
 		// Dev servers and clients without a data_dir keep nothing on disk:
@@ -111,6 +114,7 @@ func (a *Agent) open() (err error) {
 			InMemory:        cfg.DevMode,
 			Multiplier:      cfg.Performance.RaftMultiplier,
 			AddressProvider: addrProvider{a},
+			MaxValueSize:    cfg.KVMaxValueSize,
 			Logger:          logger,
 		})
 		if err != nil {

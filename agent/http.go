@@ -69,10 +69,14 @@ func writeJSON(w http.ResponseWriter, v any) {
 // leaderRoutes are the endpoints a follower forwards to the leader. They
 // are the only part of the API the server port serves.
 func (a *Agent) leaderRoutes() map[string]http.HandlerFunc {
-	return map[string]http.HandlerFunc{
+	routes := map[string]http.HandlerFunc{
 		"GET /v1/operator/raft/configuration": a.serverOnly(a.leaderOrStale(a.raftConfiguration)),
 		"DELETE /v1/operator/raft/peer":       a.serverOnly(a.leaderOnly(a.raftRemovePeer)),
 	}
+	for pattern, h := range a.kvRoutes() {
+		routes[pattern] = h
+	}
+	return routes
 }
 
 func (a *Agent) serverOnly(h http.HandlerFunc) http.HandlerFunc {

@@ -15,5 +15,23 @@
 //
 // Timing scales with the raft_multiplier; see TimingFor.
 //
+// The replicated state machine (FSM) is Consul's key/value store. The
+// leader's Apply checks a Command (set, cas, delete, delete-cas,
+// delete-tree, or a transaction of Consul's /v1/txn KV verbs), appends it to
+// the log as one compact binary entry, and returns its Result once applied:
+// the log index, whether a check-and-set or transaction went through, and a
+// transaction's results or errors. Every server applies the same entries in
+// the same order, so each one's entries carry the same CreateIndex and
+// ModifyIndex.
+//
+// Reads are local and take no lock: Get, List and Keys, or a View, one
+// immutable version of the store whose KeyIndex and PrefixIndex give the
+// index a Consul blocking query reports (tombstones keep it moving forward
+// across deletes). WaitKey and WaitPrefix block until that index passes a
+// given one, on watch channels that cost nothing to drop.
+//
+// Snapshots stream the store record by record. SaveSnapshot and
+// RestoreSnapshot move the same stream in and out of a running cluster.
+//
 // Shutdown stops Raft, then closes the transport and the stores.
 package consensus

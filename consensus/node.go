@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,23 @@ var (
 	ErrAlreadyBootstrapped = errors.New("raft state already exists")
 	// ErrShutdown is returned by operations on a node that was shut down.
 	ErrShutdown = errors.New("raft is shut down")
+	// ErrInvalidKey is returned (wrapped) by Apply for a key that is empty
+	// where one is needed, is not valid UTF-8 or begins with "/". The
+	// command never reaches the log.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrValueTooLarge is matched by the *ValueTooLargeError that Apply
+	// returns for a value over Config.MaxValueSize. The command never
+	// reaches the log; the HTTP API answers 413.
+	ErrValueTooLarge = errors.New("value too large")
+	// ErrInvalidCommand is returned (wrapped) for a command that is not
+	// well formed: an unknown operation or verb, a reap without an index,
+	// or a write in View.ReadTxn.
+	ErrInvalidCommand = errors.New("invalid command")
+	// ErrCorruptSnapshot is returned (wrapped) by Restore,
+	// RestoreSnapshot and InspectSnapshot for a stream that is not a
+	// complete, intact snapshot. A stream that ends early also matches
+	// io.ErrUnexpectedEOF.
+	ErrCorruptSnapshot = errors.New("corrupt snapshot")
 )
 
 // Base Raft timing for raft_multiplier = 1; every value is multiplied by the
@@ -83,6 +101,11 @@ type Config struct {
 	AddressProvider raft.ServerAddressProvider
 	// Logger is the parent logger; the node logs as "raft". Optional.
 	Logger hclog.Logger
+	// MaxValueSize is the largest value, in bytes, that Apply accepts for a
+	// set or cas (Consul's kv_max_value_size); a larger one fails with
+	// ErrValueTooLarge before it reaches the log. Optional; 0 means
+	// DefaultMaxValueSize (512 KiB).
+	MaxValueSize int
 }
 
 // Server is one member of a Raft configuration.
@@ -123,6 +146,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.MaxValueSize <= 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
 	}
 	logger := cfg.Logger.Named("raft")
 	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(), leaderCh: make(chan bool, 8), shutdownCh: make(chan struct{})}
@@ -296,25 +322,129 @@ func (n *Node) LastContact() time.Time { return n.raft.LastContact() }
 // Stats returns Raft's internal statistics, for /v1/agent/self.
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 
-// Apply replicates cmd through the log and returns once it is applied to
-// this leader's state machine.
-func (n *Node) Apply(ctx context.Context, cmd Command) error {
+// Apply checks cmd (see Command.Validate), replicates it through the log
+// and returns once it is applied to this leader's state machine, with what
+// it did: the log index, whether a cas, delete-cas or transaction went
+// through, and a transaction's results or errors. A failed check is a
+// Result with OK false, not an error. Only the leader can do this.
+func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
+	if err := cmd.Validate(n.cfg.MaxValueSize); err != nil {
+		return Result{}, err
+	}
 	b, err := cmd.encode()
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	f := n.raft.Apply(b, timeoutOf(ctx))
 	if err := n.wait(ctx, f); err != nil {
-		return err
+		return Result{}, err
 	}
-	if err, ok := f.Response().(error); ok {
-		return err
+	res := Result{Index: f.Index()}
+	switch r := f.Response().(type) {
+	case error:
+		return res, r
+	case bool:
+		res.OK = r
+	case *Result:
+		res.OK, res.Results, res.Errors = r.OK, r.Results, r.Errors
 	}
-	return nil
+	return res, nil
 }
 
 // Get reads key from the local state machine.
-func (n *Node) Get(key string) ([]byte, bool) { return n.fsm.Get(key) }
+func (n *Node) Get(key string) (Entry, bool) { return n.fsm.Get(key) }
+
+// List returns the local entries under prefix, sorted by key.
+func (n *Node) List(prefix string) []Entry { return n.fsm.List(prefix) }
+
+// Keys returns the local keys under prefix, cut at separator (see
+// View.Keys).
+func (n *Node) Keys(prefix, separator string) []string { return n.fsm.Keys(prefix, separator) }
+
+// View returns the current version of the local state machine, for reads
+// that must agree with each other and with the index they report.
+func (n *Node) View() View { return n.fsm.View() }
+
+// WaitKey is a blocking query on key; see FSM.WaitKey.
+func (n *Node) WaitKey(ctx context.Context, key string, minIndex uint64) (View, error) {
+	return n.fsm.WaitKey(ctx, key, minIndex)
+}
+
+// WaitPrefix is a blocking query on prefix; see FSM.WaitPrefix.
+func (n *Node) WaitPrefix(ctx context.Context, prefix string, minIndex uint64) (View, error) {
+	return n.fsm.WaitPrefix(ctx, prefix, minIndex)
+}
+
+// AppliedIndex is the index of the last log entry the local state machine
+// applied.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// SaveSnapshot writes the local state machine to w as a snapshot stream
+// and describes what it wrote. It reads one immutable version, so it
+// neither blocks writes nor forces a Raft snapshot. For an up-to-date
+// backup call it on the leader after VerifyLeader.
+func (n *Node) SaveSnapshot(w io.Writer) (SnapshotInfo, error) {
+	return writeSnapshot(w, n.fsm.state.Load())
+}
+
+// RestoreSnapshot replaces the state of the whole cluster with the
+// snapshot stream read from r, through Raft's user restore. Only the
+// leader can do this.
+//
+// Raft panics if the state machine fails to restore a user snapshot, so
+// the stream is first copied to a temporary file (in data_dir/raft, or
+// the system's temporary directory in memory mode) and checked in full;
+// only an intact stream reaches Raft. Raft moves its log index past the
+// stream's highest index, so later writes get higher indexes than any in
+// the stream. Blocking-query indexes can still go back to the stream's, as
+// in Consul after a restore.
+func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (SnapshotInfo, error) {
+	select {
+	case <-n.shutdownCh:
+		return SnapshotInfo{}, ErrShutdown
+	default:
+	}
+	if !n.IsLeader() {
+		return SnapshotInfo{}, ErrNotLeader
+	}
+	dir := os.TempDir()
+	if !n.cfg.InMemory {
+		dir = filepath.Join(n.cfg.DataDir, "raft")
+	}
+	tmp, err := os.CreateTemp(dir, "restore-*.snap")
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("create restore file: %w", err)
+	}
+	cleanup := func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}
+	info, err := InspectSnapshot(io.TeeReader(r, tmp))
+	if err != nil {
+		cleanup()
+		return info, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return info, fmt.Errorf("rewind restore file: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: info.Index, Size: info.Size}
+	// raft.Restore is a call, not a future; the goroutine owns the file
+	// until Raft is done with it, even if ctx ends first.
+	done := make(chan error, 1)
+	go func() {
+		defer cleanup()
+		done <- n.raft.Restore(meta, tmp, timeoutOf(ctx))
+	}()
+	select {
+	case err := <-done:
+		return info, mapErr(err)
+	case <-ctx.Done():
+		return info, ctx.Err()
+	case <-n.shutdownCh:
+		return info, ErrShutdown
+	}
+}
 
 // Shutdown stops Raft and closes the transport and storage. It may be
 // called more than once.

@@ -99,8 +99,8 @@ func waitForLeader(t *testing.T, nodes ...*Node) *Node {
 func waitForValue(t *testing.T, n *Node, key, want string) {
 	t.Helper()
 	testutil.WaitFor(t, waitTimeout, func() error {
-		if v, ok := n.Get(key); !ok || string(v) != want {
-			return fmt.Errorf("%s: Get(%q) = %q, %v; want %q", n.ID(), key, v, ok, want)
+		if e, ok := n.Get(key); !ok || string(e.Value) != want {
+			return fmt.Errorf("%s: Get(%q) = %q, %v; want %q", n.ID(), key, e.Value, ok, want)
 		}
 		return nil
 	})
@@ -258,13 +258,13 @@ func TestSingleNodeLifecycle(t *testing.T) {
 	if err := n.VerifyLeader(ctx); err != nil {
 		t.Errorf("VerifyLeader on the leader: %v", err)
 	}
-	if err := n.Apply(ctx, set("k", "v1")); err != nil {
+	if _, err := n.Apply(ctx, set("k", "v1")); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if v, ok := n.Get("k"); !ok || string(v) != "v1" {
-		t.Errorf("Get(k) right after Apply = %q, %v; want \"v1\", true", v, ok)
+	if e, ok := n.Get("k"); !ok || string(e.Value) != "v1" {
+		t.Errorf("Get(k) right after Apply = %q, %v; want \"v1\", true", e.Value, ok)
 	}
-	if err := n.Apply(ctx, Command{Op: 42, Key: "k"}); err == nil {
+	if _, err := n.Apply(ctx, Command{Op: 42, Key: "k"}); err == nil {
 		t.Error("Apply(unknown op) = nil, want an error")
 	}
 
@@ -289,7 +289,7 @@ func TestSingleNodeLifecycle(t *testing.T) {
 	waitForLeader(t, n2)
 	waitForLeaderCh(t, n2)
 	waitForValue(t, n2, "k", "v1")
-	if err := n2.Apply(ctx, set("k", "v3")); err != nil {
+	if _, err := n2.Apply(ctx, set("k", "v3")); err != nil {
 		t.Fatalf("Apply after reopening: %v", err)
 	}
 	if err := n2.Shutdown(); err != nil {
@@ -311,17 +311,17 @@ func TestRestartFromSnapshot(t *testing.T) {
 	waitForLeader(t, n)
 	ctx := ctxFor(t)
 	for i := range 50 {
-		if err := n.Apply(ctx, set(fmt.Sprintf("key-%02d", i), strconv.Itoa(i))); err != nil {
+		if _, err := n.Apply(ctx, set(fmt.Sprintf("key-%02d", i), strconv.Itoa(i))); err != nil {
 			t.Fatalf("Apply %d: %v", i, err)
 		}
 	}
 	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	if err := n.Apply(ctx, set("after-snapshot", "yes")); err != nil {
+	if _, err := n.Apply(ctx, set("after-snapshot", "yes")); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if err := n.Apply(ctx, Command{Op: OpDelete, Key: "key-00"}); err != nil {
+	if _, err := n.Apply(ctx, Command{Op: OpDelete, Key: "key-00"}); err != nil {
 		t.Fatalf("Apply delete: %v", err)
 	}
 	if err := n.Shutdown(); err != nil {
@@ -338,8 +338,8 @@ func TestRestartFromSnapshot(t *testing.T) {
 	for i := 1; i < 50; i++ {
 		waitForValue(t, n2, fmt.Sprintf("key-%02d", i), strconv.Itoa(i))
 	}
-	if v, ok := n2.Get("key-00"); ok {
-		t.Errorf("Get(key-00) after restart = %q, true; want it deleted", v)
+	if e, ok := n2.Get("key-00"); ok {
+		t.Errorf("Get(key-00) after restart = %+v, true; want it deleted", e)
 	}
 }
 
@@ -371,7 +371,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 
 	ctx := ctxFor(t)
-	if err := leader.Apply(ctx, set("greeting", "hello")); err != nil {
+	if _, err := leader.Apply(ctx, set("greeting", "hello")); err != nil {
 		t.Fatalf("Apply on the leader: %v", err)
 	}
 	for _, n := range nodes {
@@ -382,7 +382,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 
 	f := followers[0]
-	if err := f.Apply(ctx, set("greeting", "from a follower")); !errors.Is(err, ErrNotLeader) {
+	if _, err := f.Apply(ctx, set("greeting", "from a follower")); !errors.Is(err, ErrNotLeader) {
 		t.Errorf("Apply on follower %s = %v, want ErrNotLeader", f.ID(), err)
 	}
 	if err := f.AddVoter(ctx, "node-x", "127.0.0.1:1"); !errors.Is(err, ErrNotLeader) {
@@ -400,8 +400,8 @@ func TestThreeNodeCluster(t *testing.T) {
 	if !f.LastContact().After(time.Now().Add(-waitTimeout)) {
 		t.Errorf("LastContact() on follower %s = %v, want recent", f.ID(), f.LastContact())
 	}
-	if v, ok := f.Get("greeting"); !ok || string(v) != "hello" {
-		t.Errorf("Get on follower after its rejected Apply = %q, %v; want \"hello\"", v, ok)
+	if e, ok := f.Get("greeting"); !ok || string(e.Value) != "hello" {
+		t.Errorf("Get on follower after its rejected Apply = %q, %v; want \"hello\"", e.Value, ok)
 	}
 
 	for _, n := range nodes {
@@ -427,20 +427,20 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	checkConfiguration(t, leader, servers)
 
-	if err := leader.Apply(ctx, Command{Op: OpDelete, Key: "greeting"}); err != nil {
+	if _, err := leader.Apply(ctx, Command{Op: OpDelete, Key: "greeting"}); err != nil {
 		t.Fatalf("Apply delete: %v", err)
 	}
 	for _, n := range nodes {
 		testutil.WaitFor(t, waitTimeout, func() error {
-			if v, ok := n.Get("greeting"); ok {
-				return fmt.Errorf("%s: Get(greeting) = %q after delete, want not found", n.ID(), v)
+			if e, ok := n.Get("greeting"); ok {
+				return fmt.Errorf("%s: Get(greeting) = %+v after delete, want not found", n.ID(), e)
 			}
 			return nil
 		})
 	}
-	if v, ok := n4.Get("greeting"); !ok || string(v) != "hello" {
+	if e, ok := n4.Get("greeting"); !ok || string(e.Value) != "hello" {
 		// node-4 was removed before the delete, so it must not see it.
-		t.Errorf("removed node-4: Get(greeting) = %q, %v; want the value from before its removal", v, ok)
+		t.Errorf("removed node-4: Get(greeting) = %q, %v; want the value from before its removal", e.Value, ok)
 	}
 }
 
@@ -496,7 +496,7 @@ func TestAddressProvider(t *testing.T) {
 	}
 	leader := waitForLeader(t, n1, n2)
 	ctx := ctxFor(t)
-	if err := leader.Apply(ctx, set("k", "v")); err != nil {
+	if _, err := leader.Apply(ctx, set("k", "v")); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	waitForValue(t, n1, "k", "v")
@@ -565,7 +565,7 @@ func TestOperationsAfterShutdown(t *testing.T) {
 		name string
 		call func(context.Context) error
 	}{
-		{"Apply", func(ctx context.Context) error { return n.Apply(ctx, set("k", "v")) }},
+		{"Apply", func(ctx context.Context) error { _, err := n.Apply(ctx, set("k", "v")); return err }},
 		{"VerifyLeader", n.VerifyLeader},
 		{"AddVoter", func(ctx context.Context) error { return n.AddVoter(ctx, "node-2", "127.0.0.1:1") }},
 		{"RemoveServer", func(ctx context.Context) error { return n.RemoveServer(ctx, "node-2") }},

@@ -1,0 +1,448 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultMaxValueSize is the largest value, in bytes, that Node.Apply
+// accepts for a set or cas unless Config.MaxValueSize says otherwise. It is
+// Consul's default kv_max_value_size.
+const DefaultMaxValueSize = 512 * 1024
+
+// Op is the kind of a Command.
+type Op uint8
+
+// Operations of the key/value state machine. Each Command is one Raft log
+// entry.
+const (
+	// OpSet writes Key with Value and Flags.
+	OpSet Op = 1
+	// OpDelete removes Key. Deleting a missing key is not an error.
+	OpDelete Op = 2
+	// OpCAS writes Key only if its ModifyIndex equals Index; Index 0
+	// means "only if Key does not exist".
+	OpCAS Op = 3
+	// OpDeleteCAS removes Key only if its ModifyIndex equals Index. As in
+	// Consul, it succeeds when Key does not exist.
+	OpDeleteCAS Op = 4
+	// OpDeleteTree removes every key that begins with Key (the prefix; it
+	// may be empty, which removes everything).
+	OpDeleteTree Op = 5
+	// OpTxn applies Ops atomically: all their writes or none.
+	OpTxn Op = 6
+	// OpReapTombstones forgets the tombstones of deletes at log index
+	// Index or lower (see DESIGN.md). The leader issues it periodically.
+	OpReapTombstones Op = 7
+)
+
+var opNames = [...]string{
+	OpSet:            "set",
+	OpDelete:         "delete",
+	OpCAS:            "cas",
+	OpDeleteCAS:      "delete-cas",
+	OpDeleteTree:     "delete-tree",
+	OpTxn:            "txn",
+	OpReapTombstones: "reap-tombstones",
+}
+
+func (o Op) valid() bool { return o >= OpSet && o <= OpReapTombstones }
+
+// String returns the operation's name, such as "delete-tree".
+func (o Op) String() string {
+	if o.valid() {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Verb is the kind of one operation of a transaction. Its names are the KV
+// verbs of Consul's /v1/txn.
+type Verb uint8
+
+// Transaction verbs. The reads (get, get-tree, check-index,
+// check-not-exists) see the writes of earlier operations in the same
+// transaction.
+const (
+	// VerbSet writes Key with Value and Flags.
+	VerbSet Verb = 1
+	// VerbCAS writes Key if its ModifyIndex equals Index (0: if absent).
+	VerbCAS Verb = 2
+	// VerbGet returns Key with its value; it fails if Key does not exist.
+	VerbGet Verb = 3
+	// VerbGetTree returns every entry under the prefix Key.
+	VerbGetTree Verb = 4
+	// VerbCheckIndex fails unless Key exists with ModifyIndex == Index.
+	VerbCheckIndex Verb = 5
+	// VerbCheckNotExists fails if Key exists.
+	VerbCheckNotExists Verb = 6
+	// VerbDelete removes Key.
+	VerbDelete Verb = 7
+	// VerbDeleteTree removes every key under the prefix Key.
+	VerbDeleteTree Verb = 8
+	// VerbDeleteCAS removes Key if its ModifyIndex equals Index.
+	VerbDeleteCAS Verb = 9
+)
+
+var verbNames = [...]string{
+	VerbSet:            "set",
+	VerbCAS:            "cas",
+	VerbGet:            "get",
+	VerbGetTree:        "get-tree",
+	VerbCheckIndex:     "check-index",
+	VerbCheckNotExists: "check-not-exists",
+	VerbDelete:         "delete",
+	VerbDeleteTree:     "delete-tree",
+	VerbDeleteCAS:      "delete-cas",
+}
+
+func (v Verb) valid() bool { return v >= VerbSet && v <= VerbDeleteCAS }
+
+// String returns Consul's name of the verb, such as "check-index".
+func (v Verb) String() string {
+	if v.valid() {
+		return verbNames[v]
+	}
+	return fmt.Sprintf("Verb(%d)", uint8(v))
+}
+
+// ParseVerb returns the verb with Consul's name s ("set", "cas", "get",
+// "get-tree", "check-index", "check-not-exists", "delete", "delete-tree",
+// "delete-cas").
+func ParseVerb(s string) (Verb, bool) {
+	for v, name := range verbNames {
+		if name != "" && name == s {
+			return Verb(v), true
+		}
+	}
+	return 0, false
+}
+
+// Writes reports whether the verb changes state. A transaction of reads
+// only can be answered by View.ReadTxn without going through Raft.
+func (v Verb) Writes() bool {
+	switch v {
+	case VerbSet, VerbCAS, VerbDelete, VerbDeleteTree, VerbDeleteCAS:
+		return true
+	}
+	return false
+}
+
+// Command is one replicated change to the state machine. Which fields
+// matter depends on Op; the others are ignored and not replicated.
+type Command struct {
+	Op Op
+	// Key is the key, or the prefix for OpDeleteTree.
+	Key string
+	// Value is the value for OpSet and OpCAS.
+	Value []byte
+	// Flags is the opaque uint64 stored with the value (OpSet, OpCAS).
+	Flags uint64
+	// Index is the expected ModifyIndex for OpCAS and OpDeleteCAS, and the
+	// highest tombstone index to forget for OpReapTombstones.
+	Index uint64
+	// Ops are the operations of an OpTxn, applied in order.
+	Ops []TxnOp
+}
+
+// TxnOp is one operation of a transaction. Key, Value, Flags and Index mean
+// what they mean in Command.
+type TxnOp struct {
+	Verb  Verb
+	Key   string
+	Value []byte
+	Flags uint64
+	Index uint64
+}
+
+// Validate checks cmd before it goes into the log: keys must be valid
+// UTF-8 and must not begin with "/", every key but a delete-tree prefix must
+// be non-empty, and no value may be larger than maxValueSize bytes
+// (DefaultMaxValueSize when maxValueSize <= 0). It returns an error that
+// matches ErrInvalidKey, ErrValueTooLarge or ErrInvalidCommand; for a
+// transaction it is a *TxnOpError naming the operation.
+func (c Command) Validate(maxValueSize int) error {
+	if maxValueSize <= 0 {
+		maxValueSize = DefaultMaxValueSize
+	}
+	switch c.Op {
+	case OpSet, OpCAS:
+		if err := checkKey(c.Key, false); err != nil {
+			return err
+		}
+		return checkValue(c.Key, c.Value, maxValueSize)
+	case OpDelete, OpDeleteCAS:
+		return checkKey(c.Key, false)
+	case OpDeleteTree:
+		return checkKey(c.Key, true)
+	case OpTxn:
+		for i, op := range c.Ops {
+			if err := op.validate(maxValueSize); err != nil {
+				return &TxnOpError{OpIndex: i, Err: err}
+			}
+		}
+		return nil
+	case OpReapTombstones:
+		if c.Index == 0 {
+			return fmt.Errorf("%w: reap-tombstones needs an index", ErrInvalidCommand)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown operation %d", ErrInvalidCommand, c.Op)
+}
+
+func (op TxnOp) validate(maxValueSize int) error {
+	if !op.Verb.valid() {
+		return fmt.Errorf("%w: unknown KV verb %d", ErrInvalidCommand, op.Verb)
+	}
+	// As in Consul, only delete-tree may name the empty prefix.
+	if err := checkKey(op.Key, op.Verb == VerbDeleteTree); err != nil {
+		return err
+	}
+	if op.Verb == VerbSet || op.Verb == VerbCAS {
+		return checkValue(op.Key, op.Value, maxValueSize)
+	}
+	return nil
+}
+
+func checkKey(key string, allowEmpty bool) error {
+	switch {
+	case key == "" && !allowEmpty:
+		return fmt.Errorf("%w: missing key", ErrInvalidKey)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w %q: not valid UTF-8", ErrInvalidKey, key)
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("%w %q: must not begin with \"/\"", ErrInvalidKey, key)
+	}
+	return nil
+}
+
+func checkValue(key string, value []byte, limit int) error {
+	if len(value) > limit {
+		return &ValueTooLargeError{Key: key, Size: len(value), Limit: limit}
+	}
+	return nil
+}
+
+// ValueTooLargeError reports a value over the configured limit. It matches
+// ErrValueTooLarge; the HTTP API answers it with 413.
+type ValueTooLargeError struct {
+	Key   string // the key whose value was refused
+	Size  int    // bytes
+	Limit int    // bytes
+}
+
+// Error says which key's value was too large, by how much.
+func (e *ValueTooLargeError) Error() string {
+	return fmt.Sprintf("value for key %q is too large (%d > %d bytes)", e.Key, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrValueTooLarge) true.
+func (e *ValueTooLargeError) Is(target error) bool { return target == ErrValueTooLarge }
+
+// TxnOpError is a transaction refused before it reached the log because of
+// one of its operations. OpIndex is the operation's position, as in
+// Consul's TxnError.
+type TxnOpError struct {
+	OpIndex int
+	Err     error
+}
+
+// Error names the operation and what is wrong with it.
+func (e *TxnOpError) Error() string { return fmt.Sprintf("txn op %d: %v", e.OpIndex, e.Err) }
+
+// Unwrap returns the operation's error, so errors.Is sees through.
+func (e *TxnOpError) Unwrap() error { return e.Err }
+
+// Log entry layout. Every entry starts with the Op byte; integers are
+// uvarints, and a trailing key or value takes the rest of the entry.
+//
+//	set          op flags keylen key value
+//	delete       op key
+//	cas          op index flags keylen key value
+//	delete-cas   op index key
+//	delete-tree  op prefix
+//	txn          op count { verb flags index keylen key valuelen value }*
+//	reap         op index
+//
+// minTxnOp is the smallest encoded transaction operation: a verb byte and
+// four one-byte uvarints.
+const minTxnOp = 5
+
+// encode returns the log entry for c. It checks only that the op and verbs
+// are known; Validate checks the rest.
+func (c Command) encode() ([]byte, error) {
+	if !c.Op.valid() {
+		return nil, fmt.Errorf("%w: unknown operation %d", ErrInvalidCommand, c.Op)
+	}
+	size := 1 + 3*binary.MaxVarintLen64 + len(c.Key) + len(c.Value)
+	for _, op := range c.Ops {
+		if !op.Verb.valid() {
+			return nil, fmt.Errorf("%w: unknown KV verb %d", ErrInvalidCommand, op.Verb)
+		}
+		size += 1 + 4*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
+	}
+	b := make([]byte, 1, size)
+	b[0] = byte(c.Op)
+	switch c.Op {
+	case OpSet:
+		b = binary.AppendUvarint(b, c.Flags)
+		b = appendString(b, c.Key)
+		b = append(b, c.Value...)
+	case OpDelete, OpDeleteTree:
+		b = append(b, c.Key...)
+	case OpCAS:
+		b = binary.AppendUvarint(b, c.Index)
+		b = binary.AppendUvarint(b, c.Flags)
+		b = appendString(b, c.Key)
+		b = append(b, c.Value...)
+	case OpDeleteCAS:
+		b = binary.AppendUvarint(b, c.Index)
+		b = append(b, c.Key...)
+	case OpTxn:
+		b = binary.AppendUvarint(b, uint64(len(c.Ops)))
+		for _, op := range c.Ops {
+			b = append(b, byte(op.Verb))
+			b = binary.AppendUvarint(b, op.Flags)
+			b = binary.AppendUvarint(b, op.Index)
+			b = appendString(b, op.Key)
+			b = binary.AppendUvarint(b, uint64(len(op.Value)))
+			b = append(b, op.Value...)
+		}
+	case OpReapTombstones:
+		b = binary.AppendUvarint(b, c.Index)
+	}
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errTruncated = errors.New("truncated command")
+
+// decoder reads a log entry front to back. The first error sticks; later
+// reads return zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errTruncated
+		if n < 0 {
+			d.err = errors.New("malformed varint")
+		}
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns the next n bytes; they alias the entry.
+func (d *decoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errTruncated
+		return nil
+	}
+	b := d.b[:n:n]
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
+
+// rest returns what is left of the entry.
+func (d *decoder) rest() []byte {
+	if d.err != nil {
+		return nil
+	}
+	b := d.b
+	d.b = nil
+	return b
+}
+
+func (d *decoder) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	return d.err
+}
+
+// decodeCommand decodes a log entry. Values alias b; keys are copies.
+func decodeCommand(b []byte) (Command, error) {
+	if len(b) == 0 {
+		return Command{}, errors.New("empty command")
+	}
+	c := Command{Op: Op(b[0])}
+	d := decoder{b: b[1:]}
+	switch c.Op {
+	case OpSet:
+		c.Flags = d.uvarint()
+		c.Key = d.string()
+		c.Value = emptyToNil(d.rest())
+	case OpDelete, OpDeleteTree:
+		c.Key = string(d.rest())
+	case OpCAS:
+		c.Index = d.uvarint()
+		c.Flags = d.uvarint()
+		c.Key = d.string()
+		c.Value = emptyToNil(d.rest())
+	case OpDeleteCAS:
+		c.Index = d.uvarint()
+		c.Key = string(d.rest())
+	case OpTxn:
+		n := d.uvarint()
+		if d.err == nil && n > uint64(len(d.b)/minTxnOp) {
+			return Command{}, fmt.Errorf("txn of %d operations in %d bytes", n, len(d.b))
+		}
+		if n > 0 {
+			c.Ops = make([]TxnOp, n)
+		}
+		for i := range c.Ops {
+			op := &c.Ops[i]
+			if d.err != nil {
+				break
+			}
+			if len(d.b) == 0 {
+				return Command{}, fmt.Errorf("decode txn op %d: %w", i, errTruncated)
+			}
+			op.Verb = Verb(d.b[0])
+			d.b = d.b[1:]
+			if !op.Verb.valid() {
+				return Command{}, fmt.Errorf("decode txn op %d: unknown KV verb %d", i, op.Verb)
+			}
+			op.Flags = d.uvarint()
+			op.Index = d.uvarint()
+			op.Key = d.string()
+			op.Value = emptyToNil(d.bytes(d.uvarint()))
+		}
+	case OpReapTombstones:
+		c.Index = d.uvarint()
+	default:
+		return Command{}, fmt.Errorf("unknown operation %d", c.Op)
+	}
+	if err := d.end(); err != nil {
+		return Command{}, fmt.Errorf("decode %s: %w", c.Op, err)
+	}
+	return c, nil
+}
+
+func emptyToNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,213 @@
+package consensus
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+)
+
+// View is one consistent, immutable version of the store. Reads on a View
+// take no lock, and all of them answer from the same Raft index, so an
+// entry and the index reported with it always agree. Take a new View to
+// see later writes. The zero View is not usable; get one from FSM.View,
+// Node.View or a Wait method.
+type View struct{ s *state }
+
+// View returns the current version of the store.
+func (f *FSM) View() View { return View{f.state.Load()} }
+
+// AppliedIndex is the index of the last log entry this version includes
+// (for a restored snapshot, the index it was taken at).
+func (v View) AppliedIndex() uint64 { return v.s.applied }
+
+// Len returns the number of keys.
+func (v View) Len() int { return v.s.kv.Len() }
+
+// Get returns the entry for key.
+func (v View) Get(key string) (Entry, bool) {
+	if raw, ok := v.s.kv.Get([]byte(key)); ok {
+		return *raw.(*Entry), true
+	}
+	return Entry{}, false
+}
+
+// List returns the entries whose keys begin with prefix, sorted by key.
+func (v View) List(prefix string) []Entry {
+	var out []Entry
+	it := v.s.kv.Root().Iterator()
+	it.SeekPrefix([]byte(prefix))
+	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
+		out = append(out, *raw.(*Entry))
+	}
+	return out
+}
+
+// Keys returns the keys that begin with prefix, sorted, as Consul's
+// ?keys&separator= does: with a separator, a key that contains it after
+// the prefix is cut just after its first occurrence there, and repeats are
+// dropped, so "a/b/c" and "a/b/d" under prefix "a/" with separator "/"
+// give one "a/b/".
+func (v View) Keys(prefix, separator string) []string {
+	var out []string
+	sep := []byte(separator)
+	it := v.s.kv.Root().Iterator()
+	it.SeekPrefix([]byte(prefix))
+	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
+		if len(sep) > 0 {
+			if i := bytes.Index(k[len(prefix):], sep); i >= 0 {
+				k = k[:len(prefix)+i+len(sep)]
+				// Keys that share a cut are adjacent in key order.
+				if n := len(out); n > 0 && out[n-1] == string(k) {
+					continue
+				}
+			}
+		}
+		out = append(out, string(k))
+	}
+	return out
+}
+
+// KeyIndex is the index to report (as X-Consul-Index) for a read of key:
+// the entry's ModifyIndex; for a missing key, the index of the delete
+// that removed it if its tombstone is still kept; otherwise the store's
+// last change (Consul's answer for a missing key). It is never 0, since
+// index 0 would make a blocking query return at once.
+func (v View) KeyIndex(key string) uint64 {
+	kb := []byte(key)
+	if raw, ok := v.s.kv.Get(kb); ok {
+		return raw.(*Entry).ModifyIndex
+	}
+	if raw, ok := v.s.tombs.Get(kb); ok {
+		return raw.(uint64)
+	}
+	return max(v.s.kvIndex, 1)
+}
+
+// PrefixIndex is the index to report for a list or keys read of prefix:
+// the highest ModifyIndex under the prefix or tombstone under it (so a
+// delete moves it forward); the store's last change when there is
+// neither, or for the empty prefix, as in Consul. Unlike Consul's, it never
+// goes backwards when tombstones are reaped: a result no higher than the
+// reaped tombstones is raised to the index of the reap. It is never 0.
+func (v View) PrefixIndex(prefix string) uint64 {
+	if prefix == "" {
+		return max(v.s.kvIndex, 1)
+	}
+	pb := []byte(prefix)
+	var idx uint64
+	it := v.s.kv.Root().Iterator()
+	it.SeekPrefix(pb)
+	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
+		idx = max(idx, raw.(*Entry).ModifyIndex)
+	}
+	it = v.s.tombs.Root().Iterator()
+	it.SeekPrefix(pb)
+	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
+		idx = max(idx, raw.(uint64))
+	}
+	switch {
+	case idx == 0:
+		return max(v.s.kvIndex, 1)
+	case idx <= v.s.reapThrough:
+		return max(idx, v.s.reapIndex)
+	}
+	return idx
+}
+
+// WatchKey returns a channel that is closed when a later write may have
+// changed key. It can close for a nearby key too (the channel belongs to
+// the closest radix node); compare KeyIndex before and after.
+func (v View) WatchKey(key string) <-chan struct{} {
+	ch, _, _ := v.s.kv.Root().GetWatch([]byte(key))
+	return ch
+}
+
+// WatchPrefix returns a channel that is closed when a later write changes
+// a key under prefix. It does not close for keys outside the prefix,
+// except when nothing under the prefix exists: then it is the channel of
+// the closest radix node, which a write nearby closes too. Registering
+// costs nothing and needs no cancel: a watcher that loses interest drops
+// the channel.
+func (v View) WatchPrefix(prefix string) <-chan struct{} {
+	return v.s.kv.Root().Iterator().SeekPrefixWatch([]byte(prefix))
+}
+
+// ReadTxn runs a transaction of reads only (get, get-tree, check-index,
+// check-not-exists) against this view, without Raft, as Consul serves a
+// read-only /v1/txn. Its Result has the same shape as a written one. It
+// returns a *TxnOpError for an invalid operation or one that writes.
+func (v View) ReadTxn(ops []TxnOp) (Result, error) {
+	for i, op := range ops {
+		if err := op.validate(math.MaxInt); err != nil {
+			return Result{}, &TxnOpError{OpIndex: i, Err: err}
+		}
+		if op.Verb.Writes() {
+			return Result{}, &TxnOpError{OpIndex: i, Err: errNotRead(op.Verb)}
+		}
+	}
+	var t tx
+	t.init(v.s, v.s.applied, false)
+	return t.txn(ops), nil
+}
+
+// WriteTo writes this version as a snapshot stream, the format FSM.Restore
+// and Node.RestoreSnapshot read.
+func (v View) WriteTo(w io.Writer) (int64, error) {
+	info, err := writeSnapshot(w, v.s)
+	return info.Size, err
+}
+
+// Get returns the entry for key.
+func (f *FSM) Get(key string) (Entry, bool) { return f.View().Get(key) }
+
+// List returns the entries under prefix, sorted by key.
+func (f *FSM) List(prefix string) []Entry { return f.View().List(prefix) }
+
+// Keys returns the keys under prefix, cut at separator (see View.Keys).
+func (f *FSM) Keys(prefix, separator string) []string { return f.View().Keys(prefix, separator) }
+
+// Len returns the number of keys.
+func (f *FSM) Len() int { return f.View().Len() }
+
+// AppliedIndex is the index of the last log entry applied.
+func (f *FSM) AppliedIndex() uint64 { return f.View().AppliedIndex() }
+
+// WaitKey blocks until KeyIndex(key) is above minIndex, or ctx ends, and
+// returns the view it saw then; when ctx ends it also returns ctx.Err().
+// This is a Consul blocking query on one key. It holds no resources once
+// it returns, so any number of waiters may come and go.
+func (f *FSM) WaitKey(ctx context.Context, key string, minIndex uint64) (View, error) {
+	return f.wait(ctx, minIndex, func(v View) (uint64, <-chan struct{}) {
+		return v.KeyIndex(key), v.WatchKey(key)
+	})
+}
+
+// WaitPrefix is WaitKey for a list or keys read of prefix: it waits until
+// PrefixIndex(prefix) is above minIndex.
+func (f *FSM) WaitPrefix(ctx context.Context, prefix string, minIndex uint64) (View, error) {
+	return f.wait(ctx, minIndex, func(v View) (uint64, <-chan struct{}) {
+		return v.PrefixIndex(prefix), v.WatchPrefix(prefix)
+	})
+}
+
+func (f *FSM) wait(ctx context.Context, minIndex uint64, probe func(View) (uint64, <-chan struct{})) (View, error) {
+	for {
+		// The watch channel comes from the same version as the index, and
+		// Apply closes it only after publishing the next version, so no
+		// change can slip between the check and the wait.
+		v := f.View()
+		idx, ch := probe(v)
+		if idx > minIndex {
+			return v, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return f.View(), ctx.Err()
+		}
+	}
+}
+
+func errNotRead(v Verb) error { return fmt.Errorf("%w: %s is not a read", ErrInvalidCommand, v) }
