@@ -159,6 +159,9 @@ func (a *Agent) open() (err error) {
 	a.boot = newBootstrapper(logger, a.pool, a.peers, rn, cfg.NodeName, a.id, cfg.Datacenter, cfg.BootstrapExpect, cfg.Bootstrap)
 	if a.node != nil {
 		a.recon = newReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter)
+		a.recon.tasks = append(a.recon.tasks, func(ctx context.Context) {
+			reapTombstones(ctx, logger.Named("tombstones"), a.node)
+		})
 		a.forward = &forwarder{node: a.node, client: a.peers}
 	}
 	if len(cfg.RetryJoin) > 0 {

@@ -47,6 +47,11 @@ type reconciler struct {
 
 	trigger chan struct{}
 
+	// tasks run beside the membership loop while this server leads; each
+	// returns when its context ends. Run owns the leadership signal, so
+	// other leader duties hang off it here.
+	tasks []func(ctx context.Context)
+
 	mu     sync.Mutex
 	reaped map[string]string // node ID -> name, reaped since the last pass
 }
@@ -99,9 +104,17 @@ func (r *reconciler) Run(ctx context.Context) {
 			var lctx context.Context
 			lctx, stop = context.WithCancel(ctx)
 			done = make(chan struct{})
+			var wg sync.WaitGroup
+			for _, task := range append([]func(context.Context){r.leaderLoop}, r.tasks...) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					task(lctx)
+				}()
+			}
 			go func() {
-				defer close(done)
-				r.leaderLoop(lctx)
+				wg.Wait()
+				close(done)
 			}()
 		}
 	}
