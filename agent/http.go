@@ -33,7 +33,7 @@ func (a *Agent) routes() http.Handler {
 		mux.HandleFunc(pattern, h)
 	}
 	mux.HandleFunc("GET /v1/operator/bootstrap", a.operatorBootstrap)
-	return recoverer(mux)
+	return recoverer(a.kvRouter(mux))
 }
 
 // recoverer turns a panic in a handler into a 500, so no request can take
@@ -74,7 +74,9 @@ func (a *Agent) leaderRoutes() map[string]http.HandlerFunc {
 		"DELETE /v1/operator/raft/peer":       a.serverOnly(a.leaderOnly(a.raftRemovePeer)),
 	}
 	for pattern, h := range a.kvRoutes() {
-		routes[pattern] = h
+		if !strings.Contains(pattern, kvPrefix) { // kvRouter serves /v1/kv itself
+			routes[pattern] = h
+		}
 	}
 	return routes
 }
@@ -303,5 +305,5 @@ func (a *Agent) internalRoutes() http.Handler {
 	for pattern, h := range a.leaderRoutes() {
 		mux.HandleFunc(pattern, h)
 	}
-	return recoverer(mux)
+	return recoverer(a.kvRouter(mux))
 }

@@ -191,6 +191,37 @@ type txnResponse struct {
 	Errors  []txnError
 }
 
+// kvPrefix is the path under which keys live.
+const kvPrefix = "/v1/kv/"
+
+// kvKey is the key a /v1/kv request names: the rest of the path, taken as
+// sent. (ServeMux would clean "/v1/kv//x" into a redirect to "/v1/kv/x";
+// kvRouter keeps such paths away from it so the key can be refused.)
+func kvKey(r *http.Request) string { return strings.TrimPrefix(r.URL.Path, kvPrefix) }
+
+// kvRouter sends /v1/kv requests to their handlers before ServeMux sees
+// them, and everything else to next.
+func (a *Agent) kvRouter(next http.Handler) http.Handler {
+	routes := a.kvRoutes()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, kvPrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		h, ok := routes[method+" "+kvPrefix+"{key...}"]
+		if !ok {
+			w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+			httpError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+			return
+		}
+		h(w, r)
+	})
+}
+
 // kvRoutes are the KV endpoints. Writes are leader routes: a follower
 // forwards them, and the server port serves them for that.
 func (a *Agent) kvRoutes() map[string]http.HandlerFunc {
@@ -205,7 +236,7 @@ func (a *Agent) kvRoutes() map[string]http.HandlerFunc {
 }
 
 func (a *Agent) kvGet(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	key := kvKey(r)
 	o, err := parseQueryOpts(r)
 	if err == nil {
 		err = validKey(key)
@@ -293,7 +324,7 @@ func toKVPair(e consensus.Entry) KVPair {
 }
 
 func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	key := kvKey(r)
 	if key == "" {
 		httpError(w, http.StatusBadRequest, "Missing key name")
 		return
@@ -334,7 +365,7 @@ func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) kvDelete(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	key := kvKey(r)
 	if err := validKey(key); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
