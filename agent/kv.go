@@ -112,12 +112,13 @@ func (a *Agent) setMeta(w http.ResponseWriter, index uint64) {
 	h.Set("X-Consul-Index", strconv.FormatUint(index, 10))
 	leader, _ := a.node.Leader()
 	h.Set("X-Consul-KnownLeader", strconv.FormatBool(leader != ""))
+	// Milliseconds since the leader was last heard from: 0 on the leader,
+	// and 0 too when no leader was ever heard from (KnownLeader says so);
+	// Consul's client cannot parse a negative value.
 	lc := int64(0)
 	if !a.node.IsLeader() {
 		if t := a.node.LastContact(); !t.IsZero() {
 			lc = time.Since(t).Milliseconds()
-		} else {
-			lc = -1
 		}
 	}
 	h.Set("X-Consul-LastContact", strconv.FormatInt(lc, 10))

@@ -23,6 +23,18 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"join": func() (cli.Command, error) {
 			return &JoinCommand{Meta: meta}, nil
 		},
+		"kv": func() (cli.Command, error) {
+			return &KVCommand{}, nil
+		},
+		"kv delete": func() (cli.Command, error) {
+			return &KVDeleteCommand{Meta: meta}, nil
+		},
+		"kv get": func() (cli.Command, error) {
+			return &KVGetCommand{Meta: meta}, nil
+		},
+		"kv put": func() (cli.Command, error) {
+			return &KVPutCommand{Meta: meta}, nil
+		},
 		"leave": func() (cli.Command, error) {
 			return &LeaveCommand{Meta: meta}, nil
 		},
@@ -43,6 +55,15 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		},
 		"operator raft remove-peer": func() (cli.Command, error) {
 			return &OperatorRaftRemovePeerCommand{Meta: meta}, nil
+		},
+		"snapshot": func() (cli.Command, error) {
+			return &SnapshotCommand{}, nil
+		},
+		"snapshot restore": func() (cli.Command, error) {
+			return &SnapshotRestoreCommand{Meta: meta}, nil
+		},
+		"snapshot save": func() (cli.Command, error) {
+			return &SnapshotSaveCommand{Meta: meta}, nil
 		},
 		"validate": func() (cli.Command, error) {
 			return &ValidateCommand{Ui: ui}, nil

@@ -17,9 +17,12 @@ func TestCommands_names(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		"agent", "force-leave", "info", "join", "leave", "members",
+		"agent", "force-leave", "info", "join",
+		"kv", "kv delete", "kv get", "kv put",
+		"leave", "members",
 		"operator", "operator bootstrap", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer",
+		"snapshot", "snapshot restore", "snapshot save",
 		"validate", "version",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -2,6 +2,8 @@ package command
 
 import (
 	"flag"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,13 +33,21 @@ func ok(body string) reply { return reply{http.StatusOK, body} }
 type fakeAgent struct {
 	addr string
 
-	mu   sync.Mutex
-	reqs []string
+	mu     sync.Mutex
+	reqs   []string
+	bodies []string
 }
 
 // newFakeAgent starts a fake agent and stops it when the test ends. A route
 // not in routes answers 404.
 func newFakeAgent(t *testing.T, routes map[string]reply) *fakeAgent {
+	t.Helper()
+	return newFakeAgentWithHeader(t, routes, nil)
+}
+
+// newFakeAgentWithHeader is newFakeAgent whose every answer carries header,
+// as the agent's KV and snapshot answers carry X-Consul-Index.
+func newFakeAgentWithHeader(t *testing.T, routes map[string]reply, header http.Header) *fakeAgent {
 	t.Helper()
 	a := &fakeAgent{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -45,8 +55,13 @@ func newFakeAgent(t *testing.T, routes map[string]reply) *fakeAgent {
 		if r.URL.RawQuery != "" {
 			req += "?" + r.URL.RawQuery
 		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("fake agent: read body of %s: %v", req, err)
+		}
 		a.mu.Lock()
 		a.reqs = append(a.reqs, req)
+		a.bodies = append(a.bodies, string(body))
 		a.mu.Unlock()
 
 		rep, found := routes[r.Method+" "+r.URL.Path]
@@ -54,6 +69,7 @@ func newFakeAgent(t *testing.T, routes map[string]reply) *fakeAgent {
 			http.Error(w, "no route for "+req, http.StatusNotFound)
 			return
 		}
+		maps.Copy(w.Header(), header)
 		w.WriteHeader(rep.code)
 		_, _ = w.Write([]byte(rep.body))
 	}))
@@ -67,6 +83,14 @@ func (a *fakeAgent) requests() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.reqs...)
+}
+
+// requestBodies returns the bodies of the requests seen so far, in the
+// order of requests().
+func (a *fakeAgent) requestBodies() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.bodies...)
 }
 
 // deadAddr returns a loopback address on which nothing listens.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,8 +65,11 @@ func (e *StatusError) Error() string {
 
 // Client is a thin client for the HTTP API of a running Conclave agent. It
 // holds one keep-alive HTTP client and is safe for concurrent use. Each
-// request times out after 10s (30s for Join and Leave); the connection
-// attempt alone after 5s.
+// request times out after 10s (30s for Join and Leave; for a blocking
+// query, 10s more than the agent may hold it); the connection attempt alone
+// after 5s. The snapshot requests have no overall timeout: they fail when
+// the transfer stalls (see SnapshotSave). Redirects are not followed: a
+// 3xx answer is a *StatusError.
 type Client struct {
 	// base is the scheme and host of the agent, without a trailing slash,
 	// for example "http://127.0.0.1:8500".
@@ -73,8 +77,11 @@ type Client struct {
 	http *http.Client
 
 	// timeout and slowTimeout bound each request; see requestTimeout and
-	// slowRequestTimeout. They are fields so that tests can shorten them.
-	timeout, slowTimeout time.Duration
+	// slowRequestTimeout. stallTimeout and workTimeout bound the progress
+	// of a snapshot request; see snapshot.go. They are fields so that tests
+	// can shorten them.
+	timeout, slowTimeout      time.Duration
+	stallTimeout, workTimeout time.Duration
 }
 
 // NewClient returns a client for the agent whose HTTP API listens on addr.
@@ -103,10 +110,20 @@ func NewClient(addr string) (*Client, error) {
 		TLSHandshakeTimeout: dialTimeout,
 	}
 	return &Client{
-		base:        base,
-		http:        &http.Client{Transport: transport},
-		timeout:     requestTimeout,
-		slowTimeout: slowRequestTimeout,
+		base: base,
+		http: &http.Client{
+			Transport: transport,
+			// The agent never redirects on purpose. Go would follow a
+			// redirect of a PUT or DELETE as a GET, so that a write could
+			// "succeed" without having been made; report it instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		timeout:      requestTimeout,
+		slowTimeout:  slowRequestTimeout,
+		stallTimeout: stallTimeout,
+		workTimeout:  workTimeout,
 	}, nil
 }
 
@@ -233,37 +250,72 @@ func (c *Client) Bootstrap() (*BootstrapStatus, error) {
 // a 2xx JSON answer into out unless out is nil. Any other status becomes a
 // *StatusError. timeout bounds the whole exchange, body included.
 func (c *Client) do(timeout time.Duration, method, path string, query url.Values, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, method, path, query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer closeBody(resp)
+	if out == nil {
+		return nil
+	}
+	return decodeBody(resp, out)
+}
+
+// newRequest builds a request for path, which must already be escaped.
+// A body is sent as application/octet-stream unless the caller sets
+// another Content-Type.
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Request, error) {
 	target := c.base + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return fmt.Errorf("build request %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("build request %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	return req, nil
+}
+
+// send sends req. It returns the response when the status is 2xx or one of
+// answers (statuses that carry an answer, such as 404 for a missing key);
+// the caller must then pass it to closeBody. Any other status becomes a
+// *StatusError.
+func (c *Client) send(req *http.Request, answers ...int) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// *url.Error already names the method and URL.
-		return err
+		return nil, err
 	}
-	defer func() {
-		// Read what is left so that the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-		_ = resp.Body.Close()
-	}()
+	if (resp.StatusCode >= 200 && resp.StatusCode <= 299) || slices.Contains(answers, resp.StatusCode) {
+		return resp, nil
+	}
+	defer closeBody(resp)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return nil, &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+}
 
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
-	}
-	if out == nil {
-		return nil
-	}
+// closeBody reads what is left of a small answer, so that the connection
+// can be reused, and closes it.
+func closeBody(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+}
+
+// decodeBody decodes the JSON body of resp into out.
+func decodeBody(resp *http.Response, out any) error {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s response: %w", method, path, err)
+		req := resp.Request
+		return fmt.Errorf("decode %s %s response: %w", req.Method, req.URL.EscapedPath(), err)
 	}
 	return nil
 }

@@ -119,3 +119,127 @@ type SelfConfig struct {
 	BootstrapExpect int
 	DataDir         string
 }
+
+// KVPair is one key/value entry, as GET /v1/kv/<key> returns it in a JSON
+// array. Value travels as base64 in JSON; encoding/json does that for a
+// []byte. An empty value arrives as null and decodes to nil.
+type KVPair struct {
+	// Key is the full key, without a leading "/".
+	Key string
+	// CreateIndex is the Raft index at which the key was created.
+	CreateIndex uint64
+	// ModifyIndex is the Raft index of the last write to the key. Give it
+	// back as KVPair.ModifyIndex to KVCAS or KVDeleteCAS, or as
+	// QueryOptions.WaitIndex to wait for the next change.
+	ModifyIndex uint64
+	// LockIndex counts the lock acquisitions of the key (Consul sessions).
+	LockIndex uint64
+	// Flags is an opaque number the writer stores with the value.
+	Flags uint64
+	// Value is the stored value, possibly binary.
+	Value []byte
+	// Session is the ID of the session holding the key's lock, if any.
+	Session string `json:",omitempty"`
+}
+
+// QueryOptions are the read options of Consul's query API. A nil
+// *QueryOptions means the defaults: a read answered by the leader, not
+// blocking.
+type QueryOptions struct {
+	// Stale lets any server answer from its own state (?stale), which works
+	// without a leader but may be out of date. See QueryMeta.LastContact.
+	Stale bool
+	// Consistent makes the leader confirm with a quorum that it still leads
+	// before it answers (?consistent). It cannot be combined with Stale.
+	Consistent bool
+	// WaitIndex, when not 0, makes the read a blocking query (?index): the
+	// agent answers once the index of what was read is past WaitIndex, or
+	// when WaitTime has passed. Use QueryMeta.LastIndex of a previous read.
+	WaitIndex uint64
+	// WaitTime bounds a blocking query (?wait). 0 means the agent's default
+	// (5 minutes, as in Consul); the agent caps it at 10 minutes. The client
+	// waits that long plus a margin before it gives up.
+	WaitTime time.Duration
+}
+
+// QueryMeta is what the agent says about a read in its X-Consul-* answer
+// headers.
+type QueryMeta struct {
+	// LastIndex is X-Consul-Index: the index at which what was read last
+	// changed. Pass it as QueryOptions.WaitIndex to block for the next
+	// change.
+	LastIndex uint64
+	// KnownLeader is X-Consul-KnownLeader: whether the answering server knew
+	// of a leader.
+	KnownLeader bool
+	// LastContact is X-Consul-LastContact: for a stale read, how long ago
+	// the answering server last heard from the leader (0 on the leader). It
+	// is negative when the agent reports that it has never heard from one.
+	LastContact time.Duration
+}
+
+// KVOp is the verb of a KV operation in a transaction (KVTxnOp.Verb).
+type KVOp string
+
+// The KV verbs of Consul's transaction API that Conclave accepts. Consul's
+// session verbs (lock, unlock, check-session) and get-or-empty are not
+// among them.
+const (
+	// KVOpSet sets Key to Value and Flags.
+	KVOpSet KVOp = "set"
+	// KVOpCAS sets Key if its ModifyIndex is Index (0: if it does not exist).
+	KVOpCAS KVOp = "cas"
+	// KVOpGet reads Key; the transaction fails if it does not exist.
+	KVOpGet KVOp = "get"
+	// KVOpGetTree reads every key under the prefix Key.
+	KVOpGetTree KVOp = "get-tree"
+	// KVOpCheckIndex fails the transaction unless Key's ModifyIndex is Index.
+	KVOpCheckIndex KVOp = "check-index"
+	// KVOpCheckNotExists fails the transaction if Key exists.
+	KVOpCheckNotExists KVOp = "check-not-exists"
+	// KVOpDelete deletes Key.
+	KVOpDelete KVOp = "delete"
+	// KVOpDeleteCAS deletes Key if its ModifyIndex is Index.
+	KVOpDeleteCAS KVOp = "delete-cas"
+	// KVOpDeleteTree deletes every key under the prefix Key.
+	KVOpDeleteTree KVOp = "delete-tree"
+)
+
+// TxnOp is one operation of a transaction (PUT /v1/txn). Only KV
+// operations exist.
+type TxnOp struct {
+	KV *KVTxnOp
+}
+
+// KVTxnOp is a KV operation in a transaction. Which fields count depends on
+// Verb (see the KVOp constants).
+type KVTxnOp struct {
+	Verb  KVOp
+	Key   string
+	Value []byte
+	Flags uint64
+	// Index is the ModifyIndex that cas, delete-cas and check-index expect.
+	Index uint64
+}
+
+// TxnResult is one entry returned by a successful transaction. As in
+// Consul, only the operations that return an entry (reads and sets, not
+// deletes) add results, in the order of the operations.
+type TxnResult struct {
+	KV *KVPair
+}
+
+// TxnError says why one operation made a transaction fail.
+type TxnError struct {
+	// OpIndex is the position of the failed operation, from 0.
+	OpIndex int
+	// What is the reason, for people.
+	What string
+}
+
+// TxnResponse is the answer of PUT /v1/txn: Results when the transaction
+// was applied (200), Errors when it was rolled back (409).
+type TxnResponse struct {
+	Results []*TxnResult
+	Errors  []*TxnError
+}

@@ -1,0 +1,72 @@
+package command
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// SnapshotRestoreCommand is "conclave snapshot restore": it replaces the
+// servers' state with a snapshot saved by "conclave snapshot save".
+type SnapshotRestoreCommand struct {
+	Meta
+}
+
+const snapshotRestoreHelp = `
+Usage: conclave snapshot restore [options] FILE
+
+  Restores the snapshot in FILE, written by "conclave snapshot save",
+  replacing the whole state of the servers (the key/value store). Keys
+  written since the snapshot was taken are lost. The file is streamed to
+  the agent, which answers once the servers have restored it.
+
+      $ conclave snapshot restore backup.snap
+      Restored snapshot
+
+  Exit codes: 0 when the snapshot was restored, 1 on error.
+` + httpOptionsHelp
+
+// Help returns the usage text of the snapshot restore command.
+func (c *SnapshotRestoreCommand) Help() string {
+	return strings.TrimSpace(snapshotRestoreHelp)
+}
+
+// Synopsis returns a one-line description of the snapshot restore command.
+func (c *SnapshotRestoreCommand) Synopsis() string {
+	return "Restores a snapshot of the servers' state"
+}
+
+// Run restores the snapshot and returns the exit code.
+func (c *SnapshotRestoreCommand) Run(args []string) int {
+	fs := c.FlagSet("snapshot restore", c.Help())
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	switch fs.NArg() {
+	case 0:
+		c.Ui.Error("Missing FILE argument")
+		return 1
+	case 1:
+	default:
+		c.Ui.Error(fmt.Sprintf("Too many arguments (expected 1, got %d)", fs.NArg()))
+		return 1
+	}
+
+	client, err := c.Client()
+	if err != nil {
+		c.Ui.Error("Error creating client: " + err.Error())
+		return 1
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		c.Ui.Error("Error opening snapshot file: " + err.Error())
+		return 1
+	}
+	defer f.Close()
+	if err := client.SnapshotRestore(f); err != nil {
+		c.Ui.Error("Error restoring snapshot: " + err.Error())
+		return 1
+	}
+	c.Ui.Output("Restored snapshot")
+	return 0
+}
