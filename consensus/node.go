@@ -99,6 +99,10 @@ type Config struct {
 	// server that comes back on a new IP stays reachable under its old ID.
 	// Optional; without it the address in the configuration is used.
 	AddressProvider raft.ServerAddressProvider
+	// TrailingLogs is how many log entries Raft keeps after a snapshot;
+	// a server further behind catches up from the snapshot plus this tail.
+	// 0 means Raft's default (10240).
+	TrailingLogs uint64
 	// Logger is the parent logger; the node logs as "raft". Optional.
 	Logger hclog.Logger
 	// MaxValueSize is the largest value, in bytes, that Apply accepts for a
@@ -207,6 +211,9 @@ func New(cfg Config) (*Node, error) {
 	// stays up, so the leader's reconciler can add it back once it is alive
 	// in gossip again (Consul and Nomad do the same).
 	rc.ShutdownOnRemove = false
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 

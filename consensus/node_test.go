@@ -589,3 +589,54 @@ func TestOperationsAfterShutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestLateServerCatchesUpFromSnapshot: a server added after the log was
+// compacted past its start gets the state machine from a snapshot plus the
+// log tail, with the same entries and indexes as the leader.
+func TestLateServerCatchesUpFromSnapshot(t *testing.T) {
+	n1 := newTestNode(t, "node-1", func(c *Config) { c.TrailingLogs = 5 })
+	if err := n1.Bootstrap([]Server{self(n1)}); err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	waitForLeader(t, n1)
+	ctx := ctxFor(t)
+	for i := range 200 {
+		if _, err := n1.Apply(ctx, set(fmt.Sprintf("key-%03d", i), strconv.Itoa(i))); err != nil {
+			t.Fatalf("Apply %d: %v", i, err)
+		}
+	}
+	if _, err := n1.Apply(ctx, Command{Op: OpDelete, Key: "key-000"}); err != nil {
+		t.Fatalf("Apply delete: %v", err)
+	}
+	if err := n1.raft.Snapshot().Error(); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	for i := range 10 { // the tail after the snapshot
+		if _, err := n1.Apply(ctx, set(fmt.Sprintf("tail-%d", i), "t")); err != nil {
+			t.Fatalf("Apply tail %d: %v", i, err)
+		}
+	}
+	if first, _ := n1.raft.Stats()["last_snapshot_index"]; first == "0" {
+		t.Fatalf("leader has no snapshot")
+	}
+
+	n2 := newTestNode(t, "node-2", nil)
+	if err := n1.AddVoter(ctx, n2.ID(), n2.RaftAddr()); err != nil {
+		t.Fatalf("AddVoter: %v", err)
+	}
+	testutil.WaitFor(t, waitTimeout, func() error {
+		if got, want := n2.AppliedIndex(), n1.AppliedIndex(); got < want {
+			return fmt.Errorf("node-2 applied %d, leader %d", got, want)
+		}
+		return nil
+	})
+	if n2.raft.Stats()["last_snapshot_index"] == "0" {
+		t.Errorf("node-2 did not install a snapshot; it replayed the whole log")
+	}
+	if diff := cmp.Diff(n1.List(""), n2.List("")); diff != "" {
+		t.Errorf("node-2 state differs from the leader's (-leader +node-2):\n%s", diff)
+	}
+	if e, ok := n2.Get("key-000"); ok {
+		t.Errorf("node-2 has deleted key-000: %+v", e)
+	}
+}
