@@ -1,6 +1,8 @@
 package command
 
 import (
+	"flag"
+	"fmt"
 	"strings"
 
 	"github.com/hashicorp/cli"
@@ -36,4 +38,19 @@ func (c *SnapshotCommand) Synopsis() string {
 // Run returns cli.RunResultHelp so that the CLI lists the subcommands.
 func (c *SnapshotCommand) Run(args []string) int {
 	return cli.RunResultHelp
+}
+
+// fileArg returns the one FILE argument of a snapshot command, or reports
+// a missing or extra argument to ui.
+func fileArg(ui cli.Ui, fs *flag.FlagSet) (string, bool) {
+	switch fs.NArg() {
+	case 0:
+		ui.Error("Missing FILE argument")
+		return "", false
+	case 1:
+		return fs.Arg(0), true
+	default:
+		ui.Error(fmt.Sprintf("Too many arguments (expected 1, got %d)", fs.NArg()))
+		return "", false
+	}
 }

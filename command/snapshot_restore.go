@@ -1,7 +1,6 @@
 package command
 
 import (
-	"fmt"
 	"os"
 	"strings"
 )
@@ -42,13 +41,8 @@ func (c *SnapshotRestoreCommand) Run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
-	switch fs.NArg() {
-	case 0:
-		c.Ui.Error("Missing FILE argument")
-		return 1
-	case 1:
-	default:
-		c.Ui.Error(fmt.Sprintf("Too many arguments (expected 1, got %d)", fs.NArg()))
+	file, ok := fileArg(c.Ui, fs)
+	if !ok {
 		return 1
 	}
 
@@ -57,7 +51,7 @@ func (c *SnapshotRestoreCommand) Run(args []string) int {
 		c.Ui.Error("Error creating client: " + err.Error())
 		return 1
 	}
-	f, err := os.Open(fs.Arg(0))
+	f, err := os.Open(file)
 	if err != nil {
 		c.Ui.Error("Error opening snapshot file: " + err.Error())
 		return 1

@@ -51,16 +51,10 @@ func (c *SnapshotSaveCommand) Run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
-	switch fs.NArg() {
-	case 0:
-		c.Ui.Error("Missing FILE argument")
-		return 1
-	case 1:
-	default:
-		c.Ui.Error(fmt.Sprintf("Too many arguments (expected 1, got %d)", fs.NArg()))
+	file, ok := fileArg(c.Ui, fs)
+	if !ok {
 		return 1
 	}
-	file := fs.Arg(0)
 
 	client, err := c.Client()
 	if err != nil {
