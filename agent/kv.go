@@ -409,8 +409,11 @@ func (a *Agent) writeError(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, consensus.ErrInvalidKey), errors.Is(err, consensus.ErrInvalidCommand):
 		httpError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, consensus.ErrOutcomeUnknown):
+		// As Consul: not a 503, since the next leader may still commit it.
+		httpError(w, http.StatusInternalServerError, "Leadership lost while committing the write; it may or may not have been applied")
 	case errors.Is(err, context.DeadlineExceeded):
-		httpError(w, http.StatusServiceUnavailable, "Timed out waiting for the write to commit")
+		httpError(w, http.StatusServiceUnavailable, "Timed out waiting for the write to commit; it may or may not have been applied")
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrShutdown):
 		httpError(w, http.StatusServiceUnavailable, "No cluster leader: "+err.Error())
 	default:
@@ -510,6 +513,6 @@ func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, err)
 	default:
 		a.logger.Info("snapshot restored", "entries", info.Entries, "index", info.Index)
-		writeJSON(w, nil)
+		w.WriteHeader(http.StatusOK) // Consul answers a restore with an empty body
 	}
 }

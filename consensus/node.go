@@ -25,6 +25,10 @@ var (
 	ErrAlreadyBootstrapped = errors.New("raft state already exists")
 	// ErrShutdown is returned by operations on a node that was shut down.
 	ErrShutdown = errors.New("raft is shut down")
+	// ErrOutcomeUnknown is returned, with ErrNotLeader, when this node
+	// lost leadership after a command entered its log: the next leader
+	// may still commit it, or not.
+	ErrOutcomeUnknown = errors.New("leadership lost while committing; the outcome is unknown")
 	// ErrInvalidKey is returned (wrapped) by Apply for a key that is empty
 	// where one is needed, is not valid UTF-8 or begins with "/". The
 	// command never reaches the log.
@@ -496,7 +500,9 @@ func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", ErrNotLeader, ErrOutcomeUnknown)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown

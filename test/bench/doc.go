@@ -1,7 +1,8 @@
 // Package bench measures what an operator of a small Conclave cluster
 // notices: how long servers take to form a cluster, how long a cluster is
 // without a leader after the leader dies, how much memory an idle server
-// holds, and whether a busy machine costs the cluster its leader.
+// holds, whether a busy machine costs the cluster its leader, and how fast
+// the key/value store writes and reads over HTTP (BenchmarkKV…).
 //
 // Every benchmark starts real conclave processes on loopback, in the
 // default configuration apart from what the e2e harness always sets (fresh
