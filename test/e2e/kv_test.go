@@ -567,6 +567,12 @@ func testNoQuorum(t *testing.T, survivorLeads bool) {
 			if round == 0 && survivorLeads && tc.method == http.MethodGet && tc.q == "" && r.Code == http.StatusOK {
 				continue
 			}
+			// A write the lone leader took into its log before it stepped
+			// down has an unknown outcome: 500, as Consul answers, and says so.
+			if round == 0 && survivorLeads && tc.method != http.MethodGet && r.Code == http.StatusInternalServerError &&
+				strings.Contains(body, "may or may not have been applied") && !strings.Contains(body, "\n") {
+				continue
+			}
 			if r.Code != http.StatusServiceUnavailable || body == "" || strings.Contains(body, "\n") {
 				t.Errorf("round %d: %s nq/k?%s = %d %q, want 503 with a one-line message", round, tc.method, tc.q, r.Code, body)
 			}
