@@ -124,8 +124,10 @@ func (a *Agent) setMeta(w http.ResponseWriter, index uint64) {
 	h.Set("X-Consul-LastContact", strconv.FormatInt(lc, 10))
 }
 
-// readRoute decides where a read is answered: locally with ?stale or on
-// the leader, else forwarded. It reports whether the caller should go on.
+// readLocally decides where a read is answered: here with ?stale or when
+// this server leads (after a quorum check with ?consistent), else on the
+// leader, to which it forwards the request. It reports whether the caller
+// should answer.
 func (a *Agent) readLocally(w http.ResponseWriter, r *http.Request, o queryOpts) bool {
 	if o.stale || a.node.IsLeader() {
 		if o.consistent {
