@@ -87,8 +87,9 @@ const (
 	// claimTimeout is how long the candidate waits for answers.
 	claimTimeout = 2 * time.Second
 	// bootstrapRecheck is the timer on which the condition is re-evaluated
-	// without any member event.
-	bootstrapRecheck = time.Second
+	// without any member event; it also bounds how long the status and the
+	// raft_state tag lag behind Raft state a leader gave this server.
+	bootstrapRecheck = 250 * time.Millisecond
 	// claimRetry is the base wait after a refused claim; views that
 	// differed usually agree again within a gossip round or two.
 	claimRetry = 150 * time.Millisecond
@@ -315,6 +316,9 @@ func (b *bootstrapper) Run(ctx context.Context) {
 		if refused := b.step(ctx); refused {
 			wait = claimRetry + rand.N(claimRetry)
 		}
+		if b.finished() {
+			return // state and tag are final; nothing left to watch
+		}
 		t.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -323,6 +327,14 @@ func (b *bootstrapper) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// finished reports whether this server has Raft state and has reported it.
+func (b *bootstrapper) finished() bool {
+	b.mu.Lock()
+	decided := b.decided
+	b.mu.Unlock()
+	return decided && b.node.HasState()
 }
 
 // step evaluates the bootstrap condition once; it reports whether a claim

@@ -117,10 +117,14 @@ func TestClusterLifecycle(t *testing.T) {
 		all := append(append([]*Node(nil), nodes...), s4, s5)
 		WaitForCluster(t, 20*time.Second, all...)
 		for _, n := range []*Node{s4, s5} {
-			st, err := n.Bootstrap()
-			if err != nil || st.State != api.BootstrapJoined {
-				t.Errorf("%s bootstrap status = %+v (%v), want joined", n.Name, st, err)
-			}
+			// The status follows Raft state within a bootstrap re-check.
+			testutil.WaitFor(t, 5*time.Second, func() error {
+				st, err := n.Bootstrap()
+				if err != nil || st.State != api.BootstrapJoined {
+					return fmt.Errorf("%s bootstrap status = %+v (%v), want joined", n.Name, st, err)
+				}
+				return nil
+			})
 		}
 		if got := bootstrappers(t, all...); len(got) != 1 {
 			t.Errorf("servers that bootstrapped = %v, want exactly one", got)
