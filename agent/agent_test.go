@@ -50,8 +50,6 @@ func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 	return a
 }
 
-func (a *Agent) serfJoinAddr() string { return a.serfAddr() }
-
 func getJSON(t *testing.T, a *Agent, path string, v any) int {
 	t.Helper()
 	resp, err := http.Get("http://" + a.HTTPAddr() + path)
@@ -103,11 +101,11 @@ func TestThreeServersFormOneCluster(t *testing.T) {
 			c.BootstrapExpect = 3
 			c.RetryJoin = append([]string(nil), join...)
 		})
-		join = append(join, a.serfJoinAddr())
+		join = append(join, a.serfAddr())
 		agents = append(agents, a)
 	}
 	// The first agent started with nothing to join; let it join the last.
-	if _, err := agents[0].pool.Join([]string{agents[2].serfJoinAddr()}); err != nil {
+	if _, err := agents[0].pool.Join([]string{agents[2].serfAddr()}); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
 	waitCluster(t, agents, 3)
@@ -157,8 +155,8 @@ func TestThreeServersFormOneCluster(t *testing.T) {
 
 func TestRemovePeerIsForwardedToTheLeader(t *testing.T) {
 	a1 := testAgent(t, "a1", func(c *config.Config) { c.BootstrapExpect = 3 })
-	a2 := testAgent(t, "a2", func(c *config.Config) { c.BootstrapExpect = 3; c.RetryJoin = []string{a1.serfJoinAddr()} })
-	a3 := testAgent(t, "a3", func(c *config.Config) { c.BootstrapExpect = 3; c.RetryJoin = []string{a1.serfJoinAddr()} })
+	a2 := testAgent(t, "a2", func(c *config.Config) { c.BootstrapExpect = 3; c.RetryJoin = []string{a1.serfAddr()} })
+	a3 := testAgent(t, "a3", func(c *config.Config) { c.BootstrapExpect = 3; c.RetryJoin = []string{a1.serfAddr()} })
 	agents := []*Agent{a1, a2, a3}
 	waitCluster(t, agents, 3)
 	var follower, victim *Agent
@@ -209,7 +207,7 @@ func TestRemovePeerIsForwardedToTheLeader(t *testing.T) {
 
 func TestDuplicateNodeNameIsRefused(t *testing.T) {
 	a1 := testAgent(t, "dup", func(c *config.Config) { c.Bootstrap = true })
-	a2 := testAgent(t, "dup", func(c *config.Config) { c.Server = false; c.RetryJoin = []string{a1.serfJoinAddr()}; c.RetryMax = 1 })
+	a2 := testAgent(t, "dup", func(c *config.Config) { c.Server = false; c.RetryJoin = []string{a1.serfAddr()}; c.RetryMax = 1 })
 	select {
 	case <-a2.ShutdownCh():
 	case <-time.After(10 * time.Second):

@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,7 +33,7 @@ func TestClientIsAGossipMemberOnly(t *testing.T) {
 	testutil.WaitFor(t, 15*time.Second, func() error {
 		out, _, code := s.CLI("members")
 		if code != 0 || !regexp.MustCompile(`(?m)^cli\s+\S+\s+alive\s+client\s`).MatchString(out) {
-			return errorf("members (exit %d):\n%s", code, out)
+			return fmt.Errorf("members (exit %d):\n%s", code, out)
 		}
 		return nil
 	})
@@ -49,12 +54,12 @@ func TestClientIsAGossipMemberOnly(t *testing.T) {
 func TestRetryMaxExitsWithAClearError(t *testing.T) {
 	n := NewNode(t, "lonely", 3)
 	dead := testutil.PortsOn(t, n.IP, 1)[0]
-	n.Join = []string{n.IP + ":" + itoa(dead)}
+	n.Join = []string{net.JoinHostPort(n.IP, strconv.Itoa(dead))}
 	n.Extra = "retry_max = 2\n"
 	n.Start()
 	err := n.WaitExit(20 * time.Second)
-	var ee interface{ ExitCode() int }
-	if err == nil || !asExit(err, &ee) || ee.ExitCode() != 1 {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("agent exit = %v, want exit status 1", err)
 	}
 	if logs := n.Logs(); !strings.Contains(logs, "retry_join: 2 attempts failed") {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -141,7 +142,7 @@ func TestConsulClientKV(t *testing.T) {
 		testutil.WaitFor(t, 10*time.Second, func() error {
 			p, meta, err := watcher.Get("watch/x", &consul.QueryOptions{AllowStale: true})
 			if err != nil || p == nil || string(p.Value) != "0" {
-				return errorf("stale Get(watch/x) = %+v, %v", p, err)
+				return fmt.Errorf("stale Get(watch/x) = %+v, %v", p, err)
 			}
 			idx = meta.LastIndex
 			return nil
@@ -282,7 +283,7 @@ func TestConsulClientKV(t *testing.T) {
 					got[p.Key] = string(p.Value)
 				}
 				if !maps.Equal(got, want) {
-					return errorf("%s: snap/ = %v, want %v", n.Name, got, want)
+					return fmt.Errorf("%s: snap/ = %v, want %v", n.Name, got, want)
 				}
 				return nil
 			})
@@ -313,11 +314,11 @@ func TestConsulClientKV(t *testing.T) {
 				for k, v := range want {
 					got, _, err := value(clients[n], k, &consul.QueryOptions{AllowStale: true})
 					if err != nil || got != v {
-						return errorf("%s: %s = %q, %v; want %q", n.Name, k, got, err, v)
+						return fmt.Errorf("%s: %s = %q, %v; want %q", n.Name, k, got, err, v)
 					}
 				}
 				if _, ok, err := value(clients[n], "snap/later", &consul.QueryOptions{AllowStale: true}); err != nil || ok {
-					return errorf("%s: snap/later exists %t, %v; want it gone since the restore", n.Name, ok, err)
+					return fmt.Errorf("%s: snap/later exists %t, %v; want it gone since the restore", n.Name, ok, err)
 				}
 				return nil
 			})

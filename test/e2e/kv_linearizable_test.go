@@ -247,7 +247,7 @@ func TestKVLinearizable(t *testing.T) {
 		}
 		testutil.WaitFor(t, 15*time.Second, func() error {
 			if LeaderNode(survivors...) == nil {
-				return errorf("no new leader among the survivors")
+				return fmt.Errorf("no new leader among the survivors")
 			}
 			return nil
 		})

@@ -34,7 +34,7 @@ func leaderAndFollowers(t *testing.T, nodes []*Node) (*Node, []*Node) {
 	var leader *Node
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		if leader = LeaderNode(nodes...); leader == nil {
-			return errorf("no leader")
+			return fmt.Errorf("no leader")
 		}
 		return nil
 	})
@@ -111,9 +111,9 @@ func TestKVThroughFollowers(t *testing.T) {
 				case err != nil:
 					return err
 				case p == nil:
-					return errorf("stale GET via %s: 404", n.Name)
+					return fmt.Errorf("stale GET via %s: 404", n.Name)
 				case string(p.Value) != "hello":
-					return errorf("stale GET via %s = %q", n.Name, p.Value)
+					return fmt.Errorf("stale GET via %s = %q", n.Name, p.Value)
 				}
 				return nil
 			})
@@ -295,7 +295,7 @@ func TestKVBlockingQueryWakesQuickly(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		p, r, err := c.Get(watcher, "watch/k", "stale")
 		if err != nil || p == nil || string(p.Value) != "v0" {
-			return errorf("stale GET via %s = %v, %v", watcher.Name, p, err)
+			return fmt.Errorf("stale GET via %s = %v, %v", watcher.Name, p, err)
 		}
 		idx = r.Index
 		return nil
@@ -439,7 +439,7 @@ func TestKVNoAcknowledgedWriteLost(t *testing.T) {
 	}
 	testutil.WaitFor(t, 15*time.Second, func() error {
 		if LeaderNode(survivors...) == nil {
-			return errorf("no new leader among the survivors")
+			return fmt.Errorf("no new leader among the survivors")
 		}
 		return nil
 	})
@@ -482,7 +482,7 @@ func TestKVNoAcknowledgedWriteLost(t *testing.T) {
 		}
 		if len(missing)+len(wrong) > 0 {
 			slices.Sort(missing)
-			return errorf("%s (?%s): %d of %d acknowledged keys missing (first %v), %d wrong (first %v); it has %d keys",
+			return fmt.Errorf("%s (?%s): %d of %d acknowledged keys missing (first %v), %d wrong (first %v); it has %d keys",
 				n.Name, q, len(missing), len(acked), first(missing, 5), len(wrong), first(wrong, 5), len(pairs))
 		}
 		return nil
@@ -530,7 +530,7 @@ func testNoQuorum(t *testing.T, survivorLeads bool) {
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		p, _, err := c.Get(survivor, "nq/k", "stale")
 		if err != nil || p == nil {
-			return errorf("stale GET via %s = %v, %v", survivor.Name, p, err)
+			return fmt.Errorf("stale GET via %s = %v, %v", survivor.Name, p, err)
 		}
 		return nil
 	})
@@ -545,7 +545,7 @@ func testNoQuorum(t *testing.T, survivorLeads bool) {
 		if round == 1 {
 			testutil.WaitFor(t, 15*time.Second, func() error {
 				if l := survivor.Leader(); l != "" {
-					return errorf("%s still reports leader %s", survivor.Name, l)
+					return fmt.Errorf("%s still reports leader %s", survivor.Name, l)
 				}
 				return nil
 			})

@@ -1,25 +1,9 @@
 package e2e
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-	"testing"
-)
+import "testing"
 
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
-
-func itoa(i int) string { return strconv.Itoa(i) }
-
-func asExit(err error, target *interface{ ExitCode() int }) bool {
-	var ee interface{ ExitCode() int }
-	if errors.As(err, &ee) {
-		*target = ee
-		return true
-	}
-	return false
-}
-
+// pid returns the process ID of a running node, failing the test if it
+// is not running.
 func pid(t *testing.T, n *Node) int {
 	t.Helper()
 	p := n.PID()
