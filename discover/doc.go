@@ -23,6 +23,36 @@
 // the path with kubeconfig=, or rely on $HOME/.kube/config or, inside a
 // pod, the service account.
 //
+// # Kubernetes: readiness gates discovery
+//
+// go-discover's k8s provider lists the pods that match label_selector and
+// field_selector in namespace (default "default") and returns only those
+// that are Running and Ready: a pod whose Ready condition is False is left
+// out, while a pod with no Ready condition at all is taken. It uses the pod
+// IP, or with host_network=true the host IP, and skips a pod that has none
+// yet. The port is the default one unless the pod carries the annotation
+// consul.hashicorp.com/auto-join-port, a container port name or a number.
+//
+// So a readiness probe that waits for the cluster (a leader, say) keeps the
+// very first servers from finding each other: none is ready until they have
+// joined, and they cannot join until one is ready. Give conclave a
+// readiness probe that passes once the agent runs, or join through a DNS
+// entry instead: the name of a headless Service with
+// publishNotReadyAddresses: true, which lists pods before they are ready.
+//
+// The provider says why it skipped a pod only in its debug log. Explain
+// returns those lines in Explanation.Log, and `conclave operator discover`
+// prints them, locally or, with -via-agent, as seen from inside the agent's
+// pod:
+//
+//	$ conclave operator discover -via-agent 'provider=k8s label_selector="app=conclave"'
+//	Entry     = provider=k8s label_selector="app=conclave"
+//	Provider  = k8s
+//	Arguments = label_selector="app=conclave"
+//	Addresses = 10.8.0.10:8301
+//	Log       = [DEBUG] discover-k8s: ignoring pod "conclave-1", not ready state
+//	            [DEBUG] discover-k8s: ignoring pod "conclave-2", not running: "Pending"
+//
 // # Resolving
 //
 // A Resolver resolves entries into host:port strings ready for Serf's Join,

@@ -3,6 +3,7 @@ package discover
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"maps"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-discover"
 	"github.com/hashicorp/go-discover/provider/k8s"
@@ -87,6 +89,15 @@ type Explanation struct {
 
 	// Addrs are the addresses the entry resolved to, as host:port.
 	Addrs []string
+
+	// Log holds the lines the go-discover provider logged during this
+	// call, in order and as written, such as the k8s provider's
+	//
+	//	[DEBUG] discover-k8s: ignoring pod "conclave-2", not ready state
+	//
+	// They say why a node was left out, which an error cannot. Nil when
+	// the provider logged nothing, and for addresses and DNS names.
+	Log []string
 }
 
 // Resolve resolves entries with a zero Resolver; see (*Resolver).Resolve.
@@ -151,9 +162,10 @@ func (r *Resolver) Resolve(ctx context.Context, entries []string, defaultPort in
 // Explain resolves a single entry, as Resolve would, and reports how: for
 // a go-discover entry, the provider and the arguments go-discover parsed
 // (useful to check quoting such as label_selector="app=conclave"); then the
-// addresses found. It is meant for debugging. On error the Explanation
-// holds what was learnt before the failure, and the error does not repeat
-// the entry.
+// addresses found, and the lines the provider logged on the way (which say,
+// for instance, which pods the k8s provider skipped and why). It is meant
+// for debugging. On error the Explanation holds what was learnt before the
+// failure, and the error does not repeat the entry.
 func (r *Resolver) Explain(ctx context.Context, entry string, defaultPort int) (Explanation, error) {
 	rr, err := r.prepare(defaultPort)
 	if err != nil {
@@ -177,7 +189,7 @@ type resolver struct {
 	providers map[string]Provider
 	lookup    func(ctx context.Context, host string) ([]string, error)
 	logger    hclog.Logger
-	stdlog    *log.Logger
+	stdlog    io.Writer // logger as the writer of a *log.Logger
 	port      uint16
 }
 
@@ -203,7 +215,7 @@ func (r *Resolver) prepare(defaultPort int) (*resolver, error) {
 	if rr.logger == nil {
 		rr.logger = hclog.NewNullLogger()
 	}
-	rr.stdlog = rr.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	rr.stdlog = rr.logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
 	return rr, nil
 }
 
@@ -231,7 +243,9 @@ func (rr *resolver) resolve(ctx context.Context, entry string) (Explanation, err
 	// shared through discover.Providers and so race between concurrent
 	// calls.
 	rr.logger.Debug("discovering nodes", "provider", name)
-	found, err := p.Addrs(args, rr.stdlog)
+	var lines lineLog
+	found, err := p.Addrs(args, log.New(io.MultiWriter(rr.stdlog, &lines), "", 0))
+	x.Log = lines.Lines()
 	if err != nil {
 		return x, fmt.Errorf("provider %s: %w", name, err)
 	}
@@ -254,6 +268,30 @@ func (rr *resolver) resolve(ctx context.Context, entry string) (Explanation, err
 		return x, fmt.Errorf("provider %s: %w", name, ErrNoAddresses)
 	}
 	return x, nil
+}
+
+// lineLog is the writer of a *log.Logger that keeps each line written.
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		if line = strings.TrimRight(line, "\r\n"); line != "" {
+			l.lines = append(l.lines, line)
+		}
+	}
+	return len(p), nil
+}
+
+// Lines returns the lines written so far, or nil if none.
+func (l *lineLog) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 // errList is several errors reported as one, on one line.
@@ -412,6 +450,14 @@ func isHostnameChar(c rune) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_'
 }
+
+// Redact returns entry as Explanation.Entry and errors show it: a
+// go-discover entry in go-discover's form (keys sorted, values quoted where
+// needed) with the values of secret keys, such as secret_access_key or
+// api_token, replaced by "[redacted]"; an entry that go-discover cannot
+// parse reduced to its provider name. Addresses and DNS names are returned
+// as they are, trimmed of spaces.
+func Redact(entry string) string { return redact(entry) }
 
 // redact returns entry with the values of secret keys replaced, so that it
 // can be logged. Addresses are returned as they are.

@@ -504,8 +504,8 @@ func TestRedact(t *testing.T) {
 		{`provider=k8s label_selector="app=conclave"`, `provider=k8s label_selector="app=conclave"`},
 	}
 	for _, tc := range cases {
-		if got := redact(tc.in); got != tc.want {
-			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
