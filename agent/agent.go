@@ -47,10 +47,14 @@ type Agent struct {
 	httpSrv  *http.Server
 	fwdSrv   *http.Server
 	forward  *forwarder
+	router   *serverRouter // how a client agent reaches the servers
 	peers    *serverClient
 	handler  http.Handler
 	joiner   *discover.Joiner
+	pilot    *pilot // nil for clients
 	leaving  atomic.Bool
+	started  atomic.Bool // Start has run; see notReady
+	stopping atomic.Bool // Shutdown has begun
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errMu    sync.Mutex
@@ -152,6 +156,7 @@ func (a *Agent) open() (err error) {
 	}
 
 	a.peers = newServerClient()
+	a.router = &serverRouter{pool: a.pool, dc: cfg.Datacenter, client: a.peers}
 	var rn raftNode // stays a nil interface for clients
 	if a.node != nil {
 		rn = a.node
@@ -163,6 +168,10 @@ func (a *Agent) open() (err error) {
 			reapTombstones(ctx, logger.Named("tombstones"), a.node)
 		})
 		a.forward = &forwarder{node: a.node, client: a.peers}
+		delegate := newAutopilotDelegate(logger.Named("autopilot"), a.node, a.pool, a.id, cfg.Datacenter,
+			cfg.Performance.RaftMultiplier, a.peers.fetchRaftStats)
+		a.pilot = newPilot(logger, a.node, delegate)
+		a.recon.tasks = append(a.recon.tasks, a.pilot.run)
 	}
 	if len(cfg.RetryJoin) > 0 {
 		a.joiner, err = discover.NewJoiner(discover.JoinerConfig{
@@ -170,7 +179,7 @@ func (a *Agent) open() (err error) {
 			DefaultPort: a.joinPort(),
 			Interval:    cfg.RetryInterval,
 			MaxAttempts: cfg.RetryMax,
-			Join:        a.join,
+			Join:        a.retryJoin,
 			Logger:      logger.Named("retry_join"),
 		})
 		if err != nil {
@@ -209,6 +218,7 @@ func (a *Agent) Start(ctx context.Context) {
 			}
 		})
 	}
+	a.started.Store(true)
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "node_id", a.id, "server", a.cfg.Server,
 		"http_addr", a.HTTPAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
 }
@@ -234,6 +244,39 @@ func (a *Agent) join(addrs []string) (int, error) {
 		a.fail(fmt.Errorf("join refused: %w", err))
 	}
 	return n, err
+}
+
+// errOnlySelf fails a retry_join attempt whose entries resolved to this
+// agent's own address and nothing else.
+var errOnlySelf = errors.New("resolved only to this agent's own address")
+
+// retryJoin is the JoinFunc for retry_join. It leaves this agent's own
+// address out: joining oneself "succeeds" and would end the retries, so a
+// pod that reads the headless Service's DNS before its peers are in it
+// would stop looking and could form a pool of its own. An attempt that
+// finds no one else fails and is retried, unless another agent has joined
+// this one meanwhile, or this is a server configured to be alone
+// (bootstrap = true), which has no one to find.
+func (a *Agent) retryJoin(addrs []string) (int, error) {
+	self := a.serfAddr()
+	others := make([]string, 0, len(addrs))
+	for _, addr := range addrs {
+		if addr != self {
+			others = append(others, addr)
+		}
+	}
+	if len(others) > 0 {
+		return a.join(others)
+	}
+	if a.cfg.Server && (a.cfg.Bootstrap || a.cfg.BootstrapExpect == 1) {
+		return 1, nil
+	}
+	for _, m := range a.pool.Members() {
+		if m.Name != a.cfg.NodeName && m.Status == serf.StatusAlive {
+			return 1, nil // another agent has joined this one meanwhile
+		}
+	}
+	return 0, errOnlySelf
 }
 
 func (a *Agent) goFunc(f func()) {
@@ -358,12 +401,16 @@ func (a *Agent) Shutdown() error {
 		return nil
 	}
 	a.shutdown = true
+	a.stopping.Store(true)
 	a.logger.Info("shutting down agent")
 	if a.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		a.httpSrv.Shutdown(ctx)
 		cancel()
 	}
+	// A leader that stops without leaving hands leadership over while Raft
+	// still runs, so the cluster need not wait an election timeout.
+	a.handOffLeadership()
 	if a.fwdSrv != nil {
 		a.fwdSrv.Close()
 	}

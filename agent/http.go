@@ -22,8 +22,11 @@ import (
 // clients and scripts work unchanged.
 func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status/leader", a.serverOnly(a.statusLeader))
-	mux.HandleFunc("GET /v1/status/peers", a.serverOnly(a.statusPeers))
+	for pattern, h := range a.statusRoutes() {
+		mux.HandleFunc(pattern, h)
+	}
+	mux.HandleFunc("GET /v1/status/ready", a.statusReady)
+	mux.HandleFunc("GET /v1/agent/health", a.agentHealth)
 	mux.HandleFunc("GET /v1/agent/members", a.agentMembers)
 	mux.HandleFunc("GET /v1/agent/self", a.agentSelf)
 	mux.HandleFunc("PUT /v1/agent/join/{address...}", a.agentJoin)
@@ -33,6 +36,7 @@ func (a *Agent) routes() http.Handler {
 		mux.HandleFunc(pattern, h)
 	}
 	mux.HandleFunc("GET /v1/operator/bootstrap", a.operatorBootstrap)
+	mux.HandleFunc("GET /v1/operator/discover", a.discoverHandler())
 	return recoverer(a.kvRouter(mux))
 }
 
@@ -70,8 +74,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 // are the only part of the API the server port serves.
 func (a *Agent) leaderRoutes() map[string]http.HandlerFunc {
 	routes := map[string]http.HandlerFunc{
-		"GET /v1/operator/raft/configuration": a.serverOnly(a.leaderOrStale(a.raftConfiguration)),
-		"DELETE /v1/operator/raft/peer":       a.serverOnly(a.leaderOnly(a.raftRemovePeer)),
+		"GET /v1/operator/raft/configuration": a.viaServer(a.leaderOrStale(a.raftConfiguration)),
+		"DELETE /v1/operator/raft/peer":       a.viaServer(a.leaderOnly(a.raftRemovePeer)),
+		"GET /v1/operator/autopilot/health":   a.viaServer(a.leaderOnly(a.operatorAutopilotHealth)),
 	}
 	for pattern, h := range a.kvRoutes() {
 		if !strings.Contains(pattern, kvPrefix) { // kvRouter serves /v1/kv itself
@@ -79,6 +84,15 @@ func (a *Agent) leaderRoutes() map[string]http.HandlerFunc {
 		}
 	}
 	return routes
+}
+
+// statusRoutes are /v1/status/leader and /v1/status/peers. The server port
+// serves them too, for client agents, which send them to a server.
+func (a *Agent) statusRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /v1/status/leader": a.viaServer(a.statusLeader),
+		"GET /v1/status/peers":  a.viaServer(a.statusPeers),
+	}
 }
 
 func (a *Agent) serverOnly(h http.HandlerFunc) http.HandlerFunc {
@@ -280,8 +294,9 @@ func (a *Agent) operatorBootstrap(w http.ResponseWriter, _ *http.Request) {
 }
 
 // internalRoutes is the handler on the server port: the bootstrap claim
-// endpoints that only servers call, and the leader's routes for requests
-// other servers forward. Nothing else of the API is reachable there, so a
+// endpoints that only servers call, the leader's routes for requests other
+// servers forward, and the status routes, for requests client agents send
+// (client_forward.go). Nothing else of the API is reachable there, so a
 // client_addr on loopback keeps leave, join and force-leave local.
 func (a *Agent) internalRoutes() http.Handler {
 	mux := http.NewServeMux()
@@ -302,7 +317,11 @@ func (a *Agent) internalRoutes() http.Handler {
 		a.boot.Release(c)
 		writeJSON(w, nil)
 	})
+	mux.HandleFunc("GET "+raftStatsPath, a.internalRaftStats)
 	for pattern, h := range a.leaderRoutes() {
+		mux.HandleFunc(pattern, h)
+	}
+	for pattern, h := range a.statusRoutes() {
 		mux.HandleFunc(pattern, h)
 	}
 	return recoverer(a.kvRouter(mux))

@@ -17,7 +17,8 @@ import (
 // FuzzHTTPAPI sends arbitrary requests to the public API and to the server
 // port's internal routes of one running single-server agent. No request
 // may panic, and every error is a 4xx/5xx with a one-line body. Requests
-// that would leave or join (dial an arbitrary address) are skipped.
+// that would leave, join or discover (dial an arbitrary address, or ask DNS
+// and cloud APIs) are skipped.
 func FuzzHTTPAPI(f *testing.F) {
 	for _, seed := range []struct{ method, path, body string }{
 		{"GET", "/v1/status/leader", ""},
@@ -35,8 +36,9 @@ func FuzzHTTPAPI(f *testing.F) {
 	}
 	a := startFuzzAgent(f)
 	f.Fuzz(func(t *testing.T, method, path, body string) {
-		if strings.Contains(path, "join") || strings.Contains(path, "leave") && !strings.Contains(path, "force-leave") {
-			t.Skip("leave stops the agent; join dials the address it is given")
+		if strings.Contains(path, "join") || strings.Contains(path, "discover") ||
+			strings.Contains(path, "leave") && !strings.Contains(path, "force-leave") {
+			t.Skip("leave stops the agent; join and discover dial what they are given")
 		}
 		req, err := http.NewRequest(method, "http://agent"+path, bytes.NewReader([]byte(body)))
 		if err != nil || !strings.HasPrefix(path, "/") {

@@ -229,12 +229,12 @@ func (a *Agent) kvRouter(next http.Handler) http.Handler {
 // forwards them, and the server port serves them for that.
 func (a *Agent) kvRoutes() map[string]http.HandlerFunc {
 	return map[string]http.HandlerFunc{
-		"GET /v1/kv/{key...}":    a.serverOnly(a.kvGet),
-		"PUT /v1/kv/{key...}":    a.serverOnly(a.leaderOnly(a.kvPut)),
-		"DELETE /v1/kv/{key...}": a.serverOnly(a.leaderOnly(a.kvDelete)),
-		"PUT /v1/txn":            a.serverOnly(a.leaderOnly(a.txn)),
-		"GET /v1/snapshot":       a.serverOnly(a.leaderOrStale(a.snapshotSave)),
-		"PUT /v1/snapshot":       a.serverOnly(a.leaderOnly(a.snapshotRestore)),
+		"GET /v1/kv/{key...}":    a.viaServer(a.kvGet),
+		"PUT /v1/kv/{key...}":    a.viaServer(a.leaderOnly(a.kvPut)),
+		"DELETE /v1/kv/{key...}": a.viaServer(a.leaderOnly(a.kvDelete)),
+		"PUT /v1/txn":            a.viaServer(a.leaderOnly(a.txn)),
+		"GET /v1/snapshot":       a.viaServer(a.leaderOrStale(a.snapshotSave)),
+		"PUT /v1/snapshot":       a.viaServer(a.leaderOnly(a.snapshotRestore)),
 	}
 }
 

@@ -17,6 +17,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"force-leave": func() (cli.Command, error) {
 			return &ForceLeaveCommand{Meta: meta}, nil
 		},
+		"health": func() (cli.Command, error) {
+			return &HealthCommand{Meta: meta}, nil
+		},
 		"info": func() (cli.Command, error) {
 			return &InfoCommand{Meta: meta}, nil
 		},
@@ -44,8 +47,17 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"operator": func() (cli.Command, error) {
 			return &OperatorCommand{}, nil
 		},
+		"operator autopilot": func() (cli.Command, error) {
+			return &OperatorAutopilotCommand{}, nil
+		},
+		"operator autopilot health": func() (cli.Command, error) {
+			return &OperatorAutopilotHealthCommand{Meta: meta}, nil
+		},
 		"operator bootstrap": func() (cli.Command, error) {
 			return &OperatorBootstrapCommand{Meta: meta}, nil
+		},
+		"operator discover": func() (cli.Command, error) {
+			return &OperatorDiscoverCommand{Meta: meta}, nil
 		},
 		"operator raft": func() (cli.Command, error) {
 			return &OperatorRaftCommand{}, nil

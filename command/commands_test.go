@@ -17,10 +17,11 @@ func TestCommands_names(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		"agent", "force-leave", "info", "join",
+		"agent", "force-leave", "health", "info", "join",
 		"kv", "kv delete", "kv get", "kv put",
 		"leave", "members",
-		"operator", "operator bootstrap", "operator raft",
+		"operator", "operator autopilot", "operator autopilot health",
+		"operator bootstrap", "operator discover", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer",
 		"snapshot", "snapshot restore", "snapshot save",
 		"validate", "version",

@@ -21,7 +21,9 @@
 //     "Key = value" lines, or, with -format=json, the agent/api types
 //     unchanged.
 //
-// validate and version need no agent: validate loads configuration files
-// with the config package, and version prints Version and GitCommit, which
-// release builds set with -ldflags "-X".
+// validate, version and operator discover (without -via-agent) need no
+// agent: validate loads configuration files with the config package,
+// operator discover resolves retry_join entries with the discover package,
+// and version prints Version and GitCommit, which release builds set with
+// -ldflags "-X".
 package command

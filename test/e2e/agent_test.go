@@ -19,7 +19,9 @@ import (
 )
 
 // TestClientIsAGossipMemberOnly: a client joins the pool, shows up in
-// members as a client, and never enters the Raft configuration.
+// members as a client, and never enters the Raft configuration. Its HTTP
+// API still serves the cluster's: it sends server requests (KV, status) to
+// a server, and answers 503 once it knows no alive server.
 func TestClientIsAGossipMemberOnly(t *testing.T) {
 	s := NewNode(t, "srv", 0)
 	s.Extra = "bootstrap = true\n"
@@ -44,9 +46,33 @@ func TestClientIsAGossipMemberOnly(t *testing.T) {
 		t.Errorf("client bootstrap status = %+v (%v), want disabled", st, err)
 	}
 	var leader string
-	if err := c.Get("/v1/status/leader", &leader); err == nil {
-		t.Errorf("client answered /v1/status/leader with %q, want an error", leader)
+	if err := c.Get("/v1/status/leader", &leader); err != nil || leader != s.RaftAddr() {
+		t.Errorf("client /v1/status/leader = %q (%v), want the server's %q", leader, err, s.RaftAddr())
 	}
+
+	kv := NewKVClient(10*time.Second, 1)
+	defer kv.Close()
+	if ok, err := kv.Put(c, "through/client", []byte("v1"), ""); err != nil || !ok {
+		t.Fatalf("PUT through the client = %v, %v; want true", ok, err)
+	}
+	pair, resp, err := kv.Get(s, "through/client", "")
+	if err != nil || pair == nil || string(pair.Value) != "v1" {
+		t.Fatalf("GET on the server = %+v, %v; want v1", pair, err)
+	}
+	pair, resp2, err := kv.Get(c, "through/client", "consistent")
+	if err != nil || pair == nil || string(pair.Value) != "v1" || resp2.Index != resp.Index {
+		t.Fatalf("GET through the client = %+v, %v; want v1 at the server's index %d", pair, err, resp.Index)
+	}
+
+	s.Kill()
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		_, _, err := kv.Get(c, "through/client", "stale")
+		var se *StatusError
+		if !errors.As(err, &se) || se.Code != 503 || !strings.Contains(se.Body, "No known Conclave servers") {
+			return fmt.Errorf("GET through the client with its server dead: %v; want 503 No known Conclave servers", err)
+		}
+		return nil
+	})
 }
 
 // TestRetryMaxExitsWithAClearError: an agent that cannot join anyone gives
@@ -119,4 +145,25 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("SIGTERM with leave_on_terminate: agent exit = %v, want 0", err)
 	}
 	WaitForCluster(t, 20*time.Second, nodes[:2]...)
+}
+
+// TestRetryJoinSkipsItsOwnAddress: a retry_join list that holds the agent's
+// own address (as a headless Service's DNS name does) must not count
+// joining itself as success. Server a lists itself and b, and starts long
+// before b; b lists only itself. Were a's self-join a success, a would stop
+// retrying and the two would never meet.
+func TestRetryJoinSkipsItsOwnAddress(t *testing.T) {
+	a := NewNode(t, "a", 2)
+	b := NewNode(t, "b", 2)
+	a.Join = []string{a.SerfAddr(), b.SerfAddr()}
+	b.Join = []string{b.SerfAddr()}
+	a.Start()
+	testutil.WaitFor(t, 15*time.Second, func() error {
+		if n := strings.Count(a.Logs(), "retry_join attempt failed"); n < 3 {
+			return fmt.Errorf("a has failed %d retry_join attempts, want 3 before b starts", n)
+		}
+		return nil
+	})
+	b.Start()
+	WaitForCluster(t, 20*time.Second, a, b)
 }
