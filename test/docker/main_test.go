@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/conclavehq/conclave/test/testutil"
 )
 
 const (
@@ -151,17 +153,7 @@ const pollInterval = 250 * time.Millisecond
 // test with cond's last error if that does not happen within timeout.
 func poll(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(pollInterval)
-	}
+	testutil.WaitEvery(t, timeout, pollInterval, cond)
 }
 
 // repoRoot returns the root of the repository: the test runs in

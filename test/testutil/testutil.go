@@ -17,6 +17,13 @@ import (
 // with cond's last error if that does not happen within timeout.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
+	WaitEvery(t, timeout, 20*time.Millisecond, cond)
+}
+
+// WaitEvery is WaitFor with another interval between checks, for
+// conditions that cost enough to load the machine when checked often.
+func WaitEvery(t testing.TB, timeout, interval time.Duration, cond func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
@@ -26,7 +33,7 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not met within %s: %v", timeout, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
