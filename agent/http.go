@@ -37,6 +37,7 @@ func (a *Agent) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/operator/bootstrap", a.operatorBootstrap)
 	mux.HandleFunc("GET /v1/operator/discover", a.discoverHandler())
+	a.debugRoutes(mux)
 	return recoverer(a.kvRouter(mux))
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -91,8 +92,9 @@ func validKey(key string) error {
 	return nil
 }
 
-func parseUintParam(r *http.Request, name string) (uint64, bool, error) {
-	v, ok := r.URL.Query()[name]
+// parseUintParam reads the unsigned integer parameter name of query q.
+func parseUintParam(q url.Values, name string) (uint64, bool, error) {
+	v, ok := q[name]
 	if !ok {
 		return 0, false, nil
 	}
@@ -157,12 +159,23 @@ func blockingWait(o queryOpts) time.Duration {
 	return d + rand.N(d/16+1)
 }
 
+// jsonContentType is the Content-Type value of a write's answer, shared by
+// every answer so that setting it allocates nothing. net/http only reads
+// it; nothing may modify it in place.
+var jsonContentType = []string{"application/json"}
+
+// Bodies of a write's answer, as Consul answers.
+var (
+	bodyTrue  = []byte("true")
+	bodyFalse = []byte("false")
+)
+
 func writeTrueFalse(w http.ResponseWriter, ok bool) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	if ok {
-		io.WriteString(w, "true")
+		w.Write(bodyTrue)
 	} else {
-		io.WriteString(w, "false")
+		w.Write(bodyFalse)
 	}
 }
 
@@ -338,24 +351,28 @@ func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
 	}
 	op := consensus.Command{Op: consensus.OpSet, Key: key}
 	var err error
-	if op.Flags, _, err = parseUintParam(r, "flags"); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	var cas bool
-	if op.Index, cas, err = parseUintParam(r, "cas"); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if cas {
-		op.Op = consensus.OpCAS
+	// A plain PUT has no query; parsing an empty one would still allocate.
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		if op.Flags, _, err = parseUintParam(q, "flags"); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		var cas bool
+		if op.Index, cas, err = parseUintParam(q, "cas"); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if cas {
+			op.Op = consensus.OpCAS
+		}
 	}
 	max := a.cfg.KVMaxValueSize
 	if r.ContentLength > int64(max) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Value exceeds %d byte limit", max))
 		return
 	}
-	op.Value, err = io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	op.Value, err = readBody(r, max)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "Failed to read the value: "+err.Error())
 		return
@@ -367,6 +384,21 @@ func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
 	a.kvWrite(w, r, op)
 }
 
+// readBody reads a value of at most max bytes (the caller has refused a
+// larger Content-Length): a body of known length into one buffer of
+// exactly that size, one of unknown length (chunked) up to max+1 bytes, so
+// that the caller can tell it is too large.
+func readBody(r *http.Request, max int) ([]byte, error) {
+	if r.ContentLength >= 0 {
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+}
+
 func (a *Agent) kvDelete(w http.ResponseWriter, r *http.Request) {
 	key := kvKey(r)
 	if err := validKey(key); err != nil {
@@ -374,12 +406,13 @@ func (a *Agent) kvDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := consensus.Command{Op: consensus.OpDelete, Key: key}
-	index, cas, err := parseUintParam(r, "cas")
+	q := r.URL.Query()
+	index, cas, err := parseUintParam(q, "cas")
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	_, recurse := r.URL.Query()["recurse"]
+	_, recurse := q["recurse"]
 	switch {
 	case recurse:
 		op.Op = consensus.OpDeleteTree

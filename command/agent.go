@@ -67,6 +67,7 @@ Options:
   -retry-max=<n>           Join attempts before giving up; 0 is forever.
   -log-level=<level>       trace, debug, info, warn or error. Default info.
   -log-json                Write logs as JSON.
+  -enable-debug            Serve pprof profiles under /debug/pprof/.
 
 Signals:
 

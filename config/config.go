@@ -91,6 +91,13 @@ type Config struct {
 	// range 1 to 64 MiB. Key: kv_max_value_size.
 	KVMaxValueSize int
 
+	// EnableDebug serves Go's runtime profiles (net/http/pprof) on the
+	// HTTP API under /debug/pprof/, as Consul's enable_debug does. Anyone
+	// who can reach the HTTP API can then read them, so leave it off
+	// unless you are profiling. Default false.
+	// Key: enable_debug, flag: -enable-debug.
+	EnableDebug bool
+
 	// DevMode runs one server with in-memory Raft and no data_dir. Flag: -dev.
 	DevMode bool
 }

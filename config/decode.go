@@ -34,6 +34,7 @@ type rawConfig struct {
 	LogJSON              *bool           `hcl:"log_json"`
 	Performance          *rawPerformance `hcl:"performance,block"`
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
+	EnableDebug          *bool           `hcl:"enable_debug"`
 }
 
 // rawPorts is the schema of the ports block.

@@ -29,6 +29,7 @@ type Flags struct {
 	RetryMax        *int           // -retry-max
 	LogLevel        *string        // -log-level
 	LogJSON         *bool          // -log-json
+	EnableDebug     *bool          // -enable-debug
 
 	// RetryJoin collects every -retry-join, in order; nil means none was
 	// given. When set it replaces the retry_join of the files.
@@ -79,6 +80,8 @@ func (f *Flags) AddTo(fs *flag.FlagSet) {
 		"The log `level`: trace, debug, info, warn or error. Default info.")
 	fs.Var(&boolValue{newValue(&f.LogJSON, parseBool)}, "log-json",
 		"Write logs as JSON.")
+	fs.Var(&boolValue{newValue(&f.EnableDebug, parseBool)}, "enable-debug",
+		"Serve Go's runtime profiles (pprof) on the HTTP API under /debug/pprof/.")
 	fs.Var(&boolValue{newValue(&f.Dev, parseBool)}, "dev",
 		"Run a single in-memory server for development. Not for production.")
 }

@@ -23,13 +23,13 @@ func TestFlagsAddTo(t *testing.T) {
 		},
 		{
 			name: "booleans without value",
-			args: []string{"-server", "-bootstrap", "-log-json", "-dev"},
-			want: Flags{Server: ptr(true), Bootstrap: ptr(true), LogJSON: ptr(true), Dev: ptr(true)},
+			args: []string{"-server", "-bootstrap", "-log-json", "-enable-debug", "-dev"},
+			want: Flags{Server: ptr(true), Bootstrap: ptr(true), LogJSON: ptr(true), EnableDebug: ptr(true), Dev: ptr(true)},
 		},
 		{
 			name: "booleans set to false",
-			args: []string{"-server=false", "-bootstrap=false", "-log-json=0", "-dev=f"},
-			want: Flags{Server: ptr(false), Bootstrap: ptr(false), LogJSON: ptr(false), Dev: ptr(false)},
+			args: []string{"-server=false", "-bootstrap=false", "-log-json=0", "-enable-debug=false", "-dev=f"},
+			want: Flags{Server: ptr(false), Bootstrap: ptr(false), LogJSON: ptr(false), EnableDebug: ptr(false), Dev: ptr(false)},
 		},
 		{
 			name: "zero values are given",

@@ -283,6 +283,7 @@ func (b *builder) applyFile(f *file) (errs []error) {
 		fromFile(b, f, "performance.raft_multiplier", p.RaftMultiplier, &c.Performance.RaftMultiplier)
 	}
 	fromFile(b, f, "kv_max_value_size", r.KVMaxValueSize, &c.KVMaxValueSize)
+	fromFile(b, f, "enable_debug", r.EnableDebug, &c.EnableDebug)
 	return errs
 }
 
@@ -318,6 +319,7 @@ func (b *builder) applyFlags(fl *Flags) (errs []error) {
 	fromFlag(b, "-retry-max", "retry_max", fl.RetryMax, &c.RetryMax)
 	fromFlag(b, "-log-level", "log_level", fl.LogLevel, &c.LogLevel)
 	fromFlag(b, "-log-json", "log_json", fl.LogJSON, &c.LogJSON)
+	fromFlag(b, "-enable-debug", "enable_debug", fl.EnableDebug, &c.EnableDebug)
 	return errs
 }
 

@@ -154,6 +154,7 @@ performance {
 }
 
 kv_max_value_size = 1048576
+enable_debug      = true
 `})
 	res := mustLoad(t, nil, "all.hcl")
 	want := &Config{
@@ -175,6 +176,7 @@ kv_max_value_size = 1048576
 		LogJSON:              true,
 		Performance:          Performance{RaftMultiplier: 5},
 		KVMaxValueSize:       1 << 20,
+		EnableDebug:          true,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() config mismatch (-want +got):\n%s", diff)
@@ -327,7 +329,7 @@ func TestLoadFlags(t *testing.T) {
 		"-node=flag-node", "-datacenter=dc2", "-data-dir=flagdata", "-server=true",
 		"-bootstrap-expect=5", "-bind=127.0.0.1", "-advertise=127.0.0.3", "-client=127.0.0.4",
 		"-http-port=1", "-serf-lan-port=2", "-server-port=3", "-retry-join=x",
-		"-retry-interval=2s", "-retry-max=4", "-log-level=warn", "-log-json=false",
+		"-retry-interval=2s", "-retry-max=4", "-log-level=warn", "-log-json=false", "-enable-debug",
 	}, "a.hcl")
 	want := &Config{
 		NodeName:             "flag-node",
@@ -347,6 +349,7 @@ func TestLoadFlags(t *testing.T) {
 		LogJSON:              false,
 		Performance:          Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize:       DefaultKVMaxValueSize,
+		EnableDebug:          true,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -811,6 +814,11 @@ func TestLoadErrors(t *testing.T) {
 			name:  "kv_max_value_size wrong type",
 			files: map[string]string{"k.hcl": "kv_max_value_size = \"big\"\n"},
 			want:  "k.hcl:1:21: Incorrect attribute value type; Inappropriate value for attribute \"kv_max_value_size\": a number is required.",
+		},
+		{
+			name:  "enable_debug wrong type",
+			files: map[string]string{"d.hcl": "enable_debug = 1\n"},
+			want:  `d.hcl:1:16: Incorrect attribute value type; Inappropriate value for attribute "enable_debug": bool required, but have number.`,
 		},
 		{
 			name:  "raft_multiplier zero",

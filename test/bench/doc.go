@@ -14,5 +14,10 @@
 //
 // Pass -logdir DIR (after the package path) to keep every node's data dir,
 // configuration and log under DIR instead of a temp dir that is removed,
-// for reading where the time went.
+// for reading where the time went. -conclave-bin PATH runs a binary built
+// elsewhere (an older commit, say) instead of building this tree, so two
+// versions can be compared in alternating runs. -kv-profile DIR sets
+// enable_debug on the KV write benchmarks' servers and saves pprof CPU
+// profiles of the leader and a follower during the timed load, and their
+// allocation profiles before and after it, under DIR.
 package bench

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,11 @@ type kvBench struct {
 func newKVBench(b *testing.B) *kvBench {
 	b.Helper()
 	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "kv", 3, 3)
+	if *kvProfile != "" {
+		for _, s := range servers {
+			s.Extra += "enable_debug = true\n"
+		}
+	}
 	startAll(servers)
 	waitFormed(b, servers)
 	leader := e2e.LeaderNode(servers...)
@@ -101,9 +108,9 @@ func (kb *kvBench) put(n *e2e.Node, client, i int) error {
 
 // load runs op from clients goroutines until ops operations or maxTime,
 // after kvWarmup untimed operations per client, and returns each timed
-// operation's latency and the elapsed time. It stops the benchmark at the
-// first error.
-func load(b *testing.B, clients, ops int, maxTime time.Duration, op func(client, i int) error) ([]time.Duration, time.Duration) {
+// operation's latency and the elapsed time. started, if not nil, is called
+// when the timed part begins. It stops the benchmark at the first error.
+func load(b *testing.B, clients, ops int, maxTime time.Duration, started func(), op func(client, i int) error) ([]time.Duration, time.Duration) {
 	b.Helper()
 	for c := range clients {
 		for i := range kvWarmup {
@@ -120,6 +127,9 @@ func load(b *testing.B, clients, ops int, maxTime time.Duration, op func(client,
 		wg       sync.WaitGroup
 		deadline = time.Now().Add(maxTime)
 	)
+	if started != nil {
+		started()
+	}
 	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
@@ -209,7 +219,9 @@ func (kb *kvBench) reportRSS(b *testing.B) {
 // at a time, to the leader.
 func BenchmarkKVWriteSequential(b *testing.B) {
 	kb := newKVBench(b)
-	lat, elapsed := load(b, 1, kvSeqWrites, kvMaxTime*4, func(c, i int) error { return kb.put(kb.leader, c, i) })
+	prof := kb.profiler(b, "seq", 4*time.Second)
+	lat, elapsed := load(b, 1, kvSeqWrites, kvMaxTime*4, prof.start, func(c, i int) error { return kb.put(kb.leader, c, i) })
+	prof.finish(b)
 	reportThroughput(b, "sequential writes to the leader", lat, elapsed, 2500, 400*time.Microsecond)
 	kb.reportRSS(b)
 }
@@ -217,7 +229,9 @@ func BenchmarkKVWriteSequential(b *testing.B) {
 // BenchmarkKVWrite32 has kvConcurrency clients write to the leader at once.
 func BenchmarkKVWrite32(b *testing.B) {
 	kb := newKVBench(b)
-	lat, elapsed := load(b, kvConcurrency, kvOps, kvMaxTime, func(c, i int) error { return kb.put(kb.leader, c, i) })
+	prof := kb.profiler(b, "w32", 8*time.Second)
+	lat, elapsed := load(b, kvConcurrency, kvOps, kvMaxTime, prof.start, func(c, i int) error { return kb.put(kb.leader, c, i) })
+	prof.finish(b)
 	reportThroughput(b, fmt.Sprintf("%d concurrent writers to the leader", kvConcurrency), lat, elapsed, 10000, 0)
 	kb.reportRSS(b)
 }
@@ -246,10 +260,96 @@ func benchKVRead(b *testing.B, mode, query string) {
 			b.Fatalf("%s has not applied the writes: %v", s.Name, err)
 		}
 	}
-	lat, elapsed := load(b, kvConcurrency, kvOps, kvMaxTime, func(c, i int) error {
+	lat, elapsed := load(b, kvConcurrency, kvOps, kvMaxTime, nil, func(c, i int) error {
 		s := kb.servers[c%len(kb.servers)]
 		return kb.do(http.MethodGet, "http://"+s.HTTPAddr()+"/v1/kv/"+kvKey(c, i*7)+query, nil)
 	})
 	reportThroughput(b, fmt.Sprintf("%d concurrent %s readers spread over the 3 servers", kvConcurrency, mode), lat, elapsed, 0, 0)
 	kb.reportRSS(b)
+}
+
+// kvProfiler saves pprof profiles of the leader and one follower during a
+// timed load when -kv-profile is set; without it, it does nothing.
+type kvProfiler struct {
+	kb    *kvBench
+	dir   string
+	name  string
+	cpu   time.Duration
+	nodes []*e2e.Node
+	wg    sync.WaitGroup
+	errs  chan error
+}
+
+// profiler prepares the profiles of one benchmark, named name in the
+// files' names, with a CPU profile of length cpu (keep it shorter than
+// the load).
+func (kb *kvBench) profiler(b *testing.B, name string, cpu time.Duration) *kvProfiler {
+	b.Helper()
+	p := &kvProfiler{kb: kb, dir: *kvProfile, name: name, cpu: cpu, errs: make(chan error, 8)}
+	if p.dir == "" {
+		return p
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		b.Fatalf("create %s: %v", p.dir, err)
+	}
+	p.nodes = []*e2e.Node{kb.leader}
+	for _, s := range kb.servers {
+		if s != kb.leader {
+			p.nodes = append(p.nodes, s)
+			break
+		}
+	}
+	return p
+}
+
+// save writes one profile of node n to dir/name-<node>-<what>.pb.gz.
+func (p *kvProfiler) save(n *e2e.Node, path, what string) error {
+	resp, err := p.kb.http.Get("http://" + n.HTTPAddr() + "/debug/pprof/" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/%s on %s: %d %s", path, n.Name, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return os.WriteFile(filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.pb.gz", p.name, n.Name, what)), body, 0o644)
+}
+
+// start takes the allocation profiles from before the load and starts the
+// CPU profiles.
+func (p *kvProfiler) start() {
+	for _, n := range p.nodes {
+		if err := p.save(n, "allocs", "allocs-before"); err != nil {
+			p.errs <- err
+		}
+		p.wg.Go(func() {
+			// The client's 10 s timeout would cut a longer profile short.
+			if err := p.save(n, fmt.Sprintf("profile?seconds=%d", int(p.cpu.Seconds())), "cpu"); err != nil {
+				p.errs <- err
+			}
+		})
+	}
+}
+
+// finish waits for the CPU profiles and takes the allocation profiles
+// from after the load; compare them with go tool pprof -diff_base.
+func (p *kvProfiler) finish(b *testing.B) {
+	b.Helper()
+	p.wg.Wait()
+	for _, n := range p.nodes {
+		if err := p.save(n, "allocs", "allocs-after"); err != nil {
+			p.errs <- err
+		}
+	}
+	close(p.errs)
+	for err := range p.errs {
+		b.Errorf("profile: %v", err)
+	}
+	if len(p.nodes) > 0 {
+		b.Logf("profiles of %s (leader) and %s saved under %s", p.nodes[0].Name, p.nodes[1].Name, p.dir)
+	}
 }
