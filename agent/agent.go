@@ -70,7 +70,7 @@ type Agent struct {
 func New(cfg *config.Config, logger hclog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, logger: logger, shutCh: make(chan struct{})}
 	if err := a.open(); err != nil {
-		a.closeAll()
+		a.closeAll(false)
 		return nil, err
 	}
 	return a, nil
@@ -417,14 +417,20 @@ func (a *Agent) Shutdown() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	err := a.closeAll()
+	err := a.closeAll(!a.leaving.Load())
 	a.wg.Wait()
 	close(a.shutCh)
 	return err
 }
 
-// closeAll closes whatever New opened.
-func (a *Agent) closeAll() error {
+// announceTimeout bounds the wait for the shutdown announcement to go out.
+const announceTimeout = time.Second
+
+// closeAll closes whatever New opened. With announce, once Raft is down,
+// it tells the pool at once that this member is gone, as failed, not left:
+// failure detection would take seconds, and until then the others would
+// keep routing to it and refuse its name at a new address.
+func (a *Agent) closeAll(announce bool) error {
 	var errs []error
 	if a.httpLn != nil {
 		a.httpLn.Close()
@@ -438,6 +444,11 @@ func (a *Agent) closeAll() error {
 		a.mux.Close()
 	}
 	if a.pool != nil {
+		if announce {
+			if err := a.pool.AnnounceFailure(announceTimeout); err != nil {
+				a.logger.Warn("could not announce the shutdown to the pool", "error", err)
+			}
+		}
 		if err := a.pool.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("shut down gossip: %w", err))
 		}

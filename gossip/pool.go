@@ -224,6 +224,19 @@ func (p *Pool) Stats() map[string]string { return p.serf.Stats() }
 // Leave broadcasts a graceful leave and waits for it to propagate.
 func (p *Pool) Leave() error { return p.serf.Leave() }
 
+// AnnounceFailure tells the other members at once that this member is
+// going away without leaving: memberlist's own leave, without Serf's leave
+// intent, which Serf members record as failed, not left. A server stays in
+// the Raft configuration (only a left server is removed), but the others
+// stop routing to it now instead of after failure detection (seconds), and
+// memberlist lets its name return at another address at once, as a pod
+// rescheduled with a new IP does. It waits up to timeout for the message
+// to go out. Call it only on the way to Shutdown: the member cannot gossip
+// as alive again.
+func (p *Pool) AnnounceFailure(timeout time.Duration) error {
+	return p.serf.Memberlist().Leave(timeout)
+}
+
 // Shutdown stops gossip without leaving; the others will see this member
 // fail. It may be called more than once.
 func (p *Pool) Shutdown() error {

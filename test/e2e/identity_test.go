@@ -111,3 +111,69 @@ func lastIndex(t *testing.T, n *Node) uint64 {
 	}
 	return i
 }
+
+// TestStoppedServerIsFailedAtOnceAndReturnsOnANewIP: a server stopped
+// without leaving (SIGTERM, as a rolling update stops it) tells the pool at
+// once that it is gone. The others show it failed (not left: it stays a
+// voter) before failure detection could have noticed, and it comes back on
+// a new address as soon as it restarts, without waiting for its old
+// address to be declared dead.
+func TestStoppedServerIsFailedAtOnceAndReturnsOnANewIP(t *testing.T) {
+	nodes := startServers(t, "gone", 3, 3)
+	for _, n := range nodes {
+		n.Start()
+	}
+	WaitForCluster(t, 20*time.Second, nodes...)
+	leader := LeaderNode(nodes...)
+	var f *Node
+	for _, n := range nodes {
+		if n != leader {
+			f = n
+			break
+		}
+	}
+	id := nodeID(t, f)
+	f.Terminate()
+	if err := f.WaitExit(20 * time.Second); err != nil {
+		t.Fatalf("%s did not exit after SIGTERM: %v", f.Name, err)
+	}
+	// memberlist's failure detection needs well over a second (probe,
+	// indirect probes, then the suspicion timeout), so a member seen failed
+	// within this window was told.
+	testutil.WaitFor(t, 1500*time.Millisecond, func() error {
+		var members []api.Member
+		if err := leader.Get("/v1/agent/members", &members); err != nil {
+			return err
+		}
+		for _, m := range members {
+			if m.Name == f.Name {
+				if m.Status != api.MemberStatusFailed {
+					return fmt.Errorf("%s has status %d, want 4 (failed)", f.Name, m.Status)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not a member any more", f.Name)
+	})
+	c, err := leader.Configuration()
+	if err != nil || len(c.Servers) != 3 {
+		t.Fatalf("configuration after the stop = %+v, %v; want all 3 servers still in it", c, err)
+	}
+
+	f.IP = testutil.IP(t)
+	f.Start()
+	start := time.Now()
+	testutil.WaitFor(t, 15*time.Second, func() error {
+		c, err := leader.Configuration()
+		if err != nil {
+			return err
+		}
+		for _, s := range c.Servers {
+			if s.ID == id && s.Address == f.RaftAddr() {
+				return ClusterFormed(nodes...)
+			}
+		}
+		return fmt.Errorf("%s (%s) not at its new address %s yet: %+v", f.Name, id, f.RaftAddr(), c.Servers)
+	})
+	t.Logf("%s back at its new address %s after %s", f.Name, f.RaftAddr(), time.Since(start).Round(time.Millisecond))
+}
