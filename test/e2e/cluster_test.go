@@ -144,14 +144,18 @@ func TestClusterLifecycle(t *testing.T) {
 		// voter. Once gossip marks it failed, remove it as an operator
 		// would, through a follower. (Removing a server that is still
 		// alive in gossip is undone by the reconciler, as in Consul.)
+		// Every server must see it failed: one that still sees it alive
+		// and becomes leader would add it back.
 		testutil.WaitFor(t, 20*time.Second, func() error {
-			var members []api.Member
-			if err := nodes[0].Get("/v1/agent/members", &members); err != nil {
-				return err
-			}
-			for _, m := range members {
-				if m.Name == "s4" && m.Status != api.MemberStatusFailed {
-					return fmt.Errorf("s4 is %s", api.MemberStatusString(m.Status))
+			for _, n := range nodes {
+				var members []api.Member
+				if err := n.Get("/v1/agent/members", &members); err != nil {
+					return err
+				}
+				for _, m := range members {
+					if m.Name == "s4" && m.Status != api.MemberStatusFailed {
+						return fmt.Errorf("%s sees s4 %s", n.Name, api.MemberStatusString(m.Status))
+					}
 				}
 			}
 			return nil
