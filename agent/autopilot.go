@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -125,23 +123,8 @@ func (s raftStats) serverStats() autopilot.ServerStats {
 // Raft stats.
 func (c *serverClient) fetchRaftStats(ctx context.Context, addr string) (raftStats, error) {
 	var out raftStats
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+raftStatsPath, nil)
-	if err != nil {
-		return out, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return out, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return out, fmt.Errorf("%s: %d %s", raftStatsPath, resp.StatusCode, b)
-	}
-	return out, json.Unmarshal(b, &out)
+	err := c.get(ctx, addr, raftStatsPath, &out)
+	return out, err
 }
 
 // autopilotRaft is the Raft autopilot is given: reads go to the node, and

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -83,34 +82,20 @@ func (sr *serverRouter) forward(w http.ResponseWriter, r *http.Request) {
 		sr.mu.Lock()
 		sr.preferred = addr
 		sr.mu.Unlock()
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
+		copyResponse(w, resp)
 		return
 	}
 	httpError(w, http.StatusServiceUnavailable, "forward to server: "+lastErr.Error())
 }
 
-// send sends r to the server at addr. The body is shielded from the
-// transport's Close, so that a request whose dial failed, and which
-// therefore read none of it, can be sent to the next server.
+// send sends r to the server at addr; see proxyRequest for why a request
+// whose dial failed can be sent again.
 func (sr *serverRouter) send(r *http.Request, addr string) (*http.Response, error) {
-	u := *r.URL
-	u.Scheme, u.Host = "http", addr
-	var body io.Reader
-	if r.Body != nil && r.Body != http.NoBody {
-		body = io.NopCloser(r.Body)
-	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
+	req, err := proxyRequest(r, addr)
 	if err != nil {
 		return nil, err
 	}
-	req.Header = r.Header.Clone()
 	req.Header.Del(forwardedHeader) // the server may still forward it once, to its leader
-	req.ContentLength = r.ContentLength
 	return sr.client.http.Do(req)
 }
 

@@ -54,6 +54,21 @@ func (c *serverClient) call(ctx context.Context, addr, path string, in, out any)
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return c.do(req, path, out)
+}
+
+// get GETs path on the server at addr and decodes the answer into out.
+func (c *serverClient) get(ctx context.Context, addr, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, path, out)
+}
+
+// do sends req and decodes a 200 answer's JSON into out (when out is not
+// nil); any other status is an error carrying the one-line body.
+func (c *serverClient) do(req *http.Request, path string, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -89,21 +104,43 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, errNoLeader.Error())
 		return
 	}
-	u := *r.URL
-	u.Scheme, u.Host = "http", leader
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), r.Body)
+	req, err := proxyRequest(r, leader)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	req.Header = r.Header.Clone()
 	req.Header.Set(forwardedHeader, "1")
-	req.ContentLength = r.ContentLength
 	resp, err := f.client.http.Do(req)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "forward to leader "+leader+": "+err.Error())
 		return
 	}
+	copyResponse(w, resp)
+}
+
+// proxyRequest is r, headers and body, addressed to the server port at
+// addr. The body is shielded from the transport's Close, so that a
+// request whose dial failed, and which therefore read none of it, can
+// still be sent elsewhere.
+func proxyRequest(r *http.Request, addr string) (*http.Request, error) {
+	u := *r.URL
+	u.Scheme, u.Host = "http", addr
+	var body io.Reader
+	if r.Body != nil && r.Body != http.NoBody {
+		body = io.NopCloser(r.Body)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = r.Header.Clone()
+	req.ContentLength = r.ContentLength
+	return req, nil
+}
+
+// copyResponse passes a proxied answer, status, headers and body, to w,
+// and closes it.
+func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	for k, v := range resp.Header {
 		w.Header()[k] = v
