@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -251,16 +250,14 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 // Get decodes GET path from the node's HTTP API into v.
 func (n *Node) Get(path string, v any) error {
-	resp, err := httpClient.Get("http://" + n.HTTPAddr() + path)
-	if err != nil {
-		return err
+	code, body := n.Check(path)
+	switch {
+	case code == 0:
+		return errors.New(body)
+	case code != http.StatusOK:
+		return fmt.Errorf("GET %s: %d %s", path, code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, v)
+	return json.Unmarshal([]byte(body), v)
 }
 
 // CLI runs the conclave binary with args against this node's HTTP API and
