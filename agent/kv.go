@@ -354,6 +354,10 @@ func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
 	// A plain PUT has no query; parsing an empty one would still allocate.
 	if r.URL.RawQuery != "" {
 		q := r.URL.Query()
+		if msg := sessionParamRefusal(q); msg != "" {
+			httpError(w, http.StatusBadRequest, msg)
+			return
+		}
 		if op.Flags, _, err = parseUintParam(q, "flags"); err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
@@ -382,6 +386,22 @@ func (a *Agent) kvPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.kvWrite(w, r, op)
+}
+
+// sessionVerbs are Consul's txn verbs that act on a session's lock.
+var sessionVerbs = map[string]bool{"lock": true, "unlock": true, "check-session": true}
+
+// sessionParamRefusal says why a PUT with ?acquire= or ?release= is refused
+// ("" when it has neither). Without sessions such a PUT would be a plain
+// write that answers true, so two clients would each believe they hold the
+// lock; refusing it is the only safe answer.
+func sessionParamRefusal(q url.Values) string {
+	for _, p := range []string{"acquire", "release"} {
+		if _, ok := q[p]; ok {
+			return fmt.Sprintf("?%s= needs sessions, which Conclave does not support yet; the key was not written", p)
+		}
+	}
+	return ""
 }
 
 // readBody reads a value of at most max bytes (the caller has refused a
@@ -471,6 +491,10 @@ func (a *Agent) txn(w http.ResponseWriter, r *http.Request) {
 	for i, op := range ops {
 		if op.KV == nil {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("Operation %d: only KV operations are supported", i))
+			return
+		}
+		if sessionVerbs[op.KV.Verb] {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("Operation %d: KV verb %q needs sessions, which Conclave does not support yet", i, op.KV.Verb))
 			return
 		}
 		verb, ok := consensus.ParseVerb(op.KV.Verb)

@@ -325,6 +325,29 @@ func TestConsulClientKV(t *testing.T) {
 		}
 	})
 
+	t.Run("Acquire and Release are refused until sessions exist", func(t *testing.T) {
+		// Two different sessions must never both "acquire" one key: until
+		// sessions exist, every acquire, release and lock verb is an error
+		// and writes nothing.
+		for _, session := range []string{"4ca8e74b-6350-7587-addf-a18084928f3c", "bb2e0b47-8bd4-4a4e-9b1b-5b5b4b0c6c11"} {
+			ok, _, err := kv.Acquire(&consul.KVPair{Key: "lock/leader", Value: []byte(session), Session: session}, nil)
+			if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
+				t.Errorf("Acquire(lock/leader, %s) = %t, %v; want an error saying sessions are needed", session, ok, err)
+			}
+			ok, _, err = kv.Release(&consul.KVPair{Key: "lock/leader", Session: session}, nil)
+			if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
+				t.Errorf("Release(lock/leader, %s) = %t, %v; want an error saying sessions are needed", session, ok, err)
+			}
+		}
+		if p, _, err := kv.Get("lock/leader", nil); err != nil || p != nil {
+			t.Errorf("Get(lock/leader) = %+v, %v; want no key after refused acquires", p, err)
+		}
+		ok, _, _, err := kv.Txn(consul.KVTxnOps{{Verb: consul.KVLock, Key: "lock/leader", Session: "4ca8e74b-6350-7587-addf-a18084928f3c"}}, nil)
+		if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
+			t.Errorf("Txn(lock) = %t, %v; want an error saying sessions are needed", ok, err)
+		}
+	})
+
 	t.Run("errors come back as Consul's client reports them", func(t *testing.T) {
 		_, err := kv.Put(&consul.KVPair{Key: "big", Value: bytes.Repeat([]byte("x"), 512<<10+1)}, nil)
 		if err == nil || !strings.Contains(err.Error(), "413") {
