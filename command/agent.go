@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -29,46 +30,21 @@ type AgentCommand struct {
 	ShutdownCh <-chan os.Signal
 }
 
-// Help returns the usage text.
-func (c *AgentCommand) Help() string {
-	return strings.TrimSpace(`
+// agentHelpIntro and agentHelpSignals are the fixed parts of the agent's
+// help. The options between them are generated from the flag set, so that
+// each flag's usage is written once, where the flag is defined.
+const (
+	agentHelpIntro = `
 Usage: conclave agent [options]
 
   Starts a Conclave agent and runs until an interrupt is received. The
   agent is a server (it takes part in Raft and may bootstrap the cluster)
   or a client (it only gossips). Configuration comes from files and
   directories, in the order given, then from the flags below, which
-  override the files.
-
-Options:
-
-  -config-file=<path>      A configuration file (HCL or JSON). May repeat.
-  -config-dir=<path>       A directory whose *.hcl and *.json files are
-                           loaded in lexical order. May repeat.
-  -dev                     Run one server in dev mode: in-memory Raft, no
-                           data_dir, HTTP API on 127.0.0.1:8500.
-  -node=<name>             Node name, unique in the pool. Default: hostname.
-  -datacenter=<name>       Datacenter. Default: dc1.
-  -data-dir=<path>         Directory for the node ID, Raft and Serf state.
-  -server                  Run as a server.
-  -bootstrap-expect=<n>    Servers to wait for before bootstrapping.
-  -bootstrap               Bootstrap a single server at once.
-  -bind=<addr>             Address to bind gossip and Raft to.
-                           Accepts go-sockaddr templates.
-  -advertise=<addr>        Address to advertise to other nodes.
-                           Accepts go-sockaddr templates.
-  -client=<addr>           Address the HTTP API binds to. Default 127.0.0.1.
-  -http-port=<port>        HTTP API port. Default 8500.
-  -serf-lan-port=<port>    Gossip port. Default 8301.
-  -server-port=<port>      Raft port. Default 8300.
-  -retry-join=<entry>      Address, DNS name or go-discover string to join.
-                           May repeat.
-  -retry-interval=<dur>    Time between join attempts. Default 30s.
-  -retry-max=<n>           Join attempts before giving up; 0 is forever.
-  -log-level=<level>       trace, debug, info, warn or error. Default info.
-  -log-json                Write logs as JSON.
-  -enable-debug            Serve pprof profiles under /debug/pprof/.
-
+  override the files. A boolean flag takes an optional value, as in
+  "-server=false".
+`
+	agentHelpSignals = `
 Signals:
 
   SIGINT and SIGTERM shut the agent down. By default a server does not
@@ -76,7 +52,33 @@ Signals:
   leave_on_terminate = false), so a restart keeps its place; set those keys
   to leave instead. A second signal exits at once. SIGHUP reloads the log
   level from the configuration files.
-`)
+`
+)
+
+// Help returns the usage text, with one entry per flag of the flag set.
+func (c *AgentCommand) Help() string {
+	fs, _, _ := agentFlagSet()
+	return strings.TrimSpace(agentHelpIntro) + "\n\nOptions:\n\n" + flagsHelp(fs) +
+		"\n\n" + strings.TrimSpace(agentHelpSignals)
+}
+
+// agentFlagSet returns the agent's flag set and what it parses into: the
+// -config-file and -config-dir paths in command-line order, and the
+// overrides defined by config.Flags.
+func agentFlagSet() (*flag.FlagSet, *pathList, *config.Flags) {
+	var (
+		paths pathList
+		flags config.Flags
+	)
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.Var(&paths, "config-file",
+		"A configuration `file`, HCL or JSON (by its .json extension). Can be given more\n"+
+			"than once; files and directories load in the order given.")
+	fs.Var(&paths, "config-dir",
+		"A `directory` whose *.hcl and *.json files load in lexical order, without\n"+
+			"subdirectories. Can be given more than once.")
+	flags.AddTo(fs)
+	return fs, &paths, &flags
 }
 
 // Synopsis returns a one-line description.
@@ -84,14 +86,9 @@ func (c *AgentCommand) Synopsis() string { return "Runs a Conclave agent" }
 
 // Run parses the configuration, starts the agent and waits for a signal.
 func (c *AgentCommand) Run(args []string) int {
-	var (
-		paths pathList
-		flags config.Flags
-	)
-	fs := newFlagSet(c.Ui, "agent", c.Help())
-	fs.Var(&paths, "config-file", "")
-	fs.Var(&paths, "config-dir", "")
-	flags.AddTo(fs)
+	fs, paths, flags := agentFlagSet()
+	fs.SetOutput(uiErrorWriter{c.Ui})
+	fs.Usage = func() { c.Ui.Error(c.Help()) }
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -99,7 +96,7 @@ func (c *AgentCommand) Run(args []string) int {
 		c.Ui.Error(fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 		return 1
 	}
-	opts := config.LoadOptions{Paths: paths, Flags: &flags}
+	opts := config.LoadOptions{Paths: *paths, Flags: flags}
 	res, err := config.Load(opts)
 	if err != nil {
 		c.Ui.Error("Error loading configuration: " + err.Error())

@@ -135,3 +135,45 @@ func trimLines(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// helpWidth is the width flagsHelp wraps usage text to, as in the
+// hand-written help of the other commands.
+const helpWidth = 77
+
+// flagsHelp formats every flag of fs, sorted by name, in the layout of the
+// commands' help: "  -name=<value>" on one line, then the usage indented
+// by five spaces and wrapped. A word in backquotes in the usage names the
+// value, as for flag.PrintDefaults; a boolean flag has no value.
+func flagsHelp(fs *flag.FlagSet) string {
+	var entries []string
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		head := "  -" + f.Name
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+			head += "=<" + name + ">"
+		}
+		entries = append(entries, head+"\n"+wrap(usage, "     ", helpWidth))
+	})
+	return strings.Join(entries, "\n\n")
+}
+
+// wrap fills the words of s into lines of at most width characters, each
+// starting with indent. A word longer than a line gets a line of its own.
+func wrap(s, indent string, width int) string {
+	var (
+		b    strings.Builder
+		line = indent
+	)
+	for _, w := range strings.Fields(s) {
+		if line != indent && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line)
+	return b.String()
+}
