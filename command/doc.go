@@ -10,12 +10,16 @@
 //
 // AgentCommand is the only command that builds and runs an agent. Every
 // other command talks to a running agent over its HTTP API through
-// agent/api.Client: it embeds Meta, whose FlagSet adds the shared
-// -http-addr flag (default: $CONCLAVE_HTTP_ADDR, else 127.0.0.1:8500) and
-// whose Client returns a client for that address. A typical Run:
+// agent/api.Client: it embeds Meta, whose FlagSet adds the shared HTTP API
+// flags, Consul's: -http-addr (default: $CONCLAVE_HTTP_ADDR, else
+// $CONSUL_HTTP_ADDR, else 127.0.0.1:8500), -token and -token-file (sent as
+// X-Consul-Token, which the agent ignores until Conclave has ACLs) and
+// -datacenter (sent as ?dc=). A typical Run:
 //
-//  1. parses its arguments with Meta.FlagSet, which reports a bad flag and
-//     the command's Help on Ui.Error instead of exiting;
+//  1. calls Meta.Setup, which parses the arguments (a bad flag is reported
+//     with the command's Help on Ui.Error instead of exiting), runs the
+//     command's own checks of arguments and flag values, and builds the
+//     api.Client, so that this prologue is written once;
 //  2. calls one or a few api.Client methods;
 //  3. prints a table (columnize, rows sorted by name), aligned
 //     "Key = value" lines, or, with -format=json, the agent/api types

@@ -32,19 +32,16 @@ func (c *ForceLeaveCommand) Synopsis() string {
 // consul force-leave, it prints nothing on success.
 func (c *ForceLeaveCommand) Run(args []string) int {
 	fs := c.FlagSet("force-leave", c.Help())
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		c.Ui.Error("A single node name must be specified to force leave.")
-		c.Ui.Error("")
-		c.Ui.Error(c.Help())
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool {
+		if fs.NArg() != 1 {
+			c.Ui.Error("A single node name must be specified to force leave.")
+			c.Ui.Error("")
+			c.Ui.Error(c.Help())
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	if err := client.ForceLeave(fs.Arg(0)); err != nil {

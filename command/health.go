@@ -72,15 +72,17 @@ func (c *HealthCommand) Run(args []string) int {
 	fs.BoolVar(&ready, "ready", false, "")
 	fs.BoolVar(&voter, "voter", false, "")
 	fs.DurationVar(&timeout, "timeout", defaultHealthTimeout, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments")
-		return 1
-	}
-	if timeout <= 0 {
-		c.Ui.Error(fmt.Sprintf("invalid -timeout %s: want a positive duration", timeout))
+	client, ok := c.Setup(fs, args, func() bool {
+		if !c.noArgs(fs) {
+			return false
+		}
+		if timeout <= 0 {
+			c.Ui.Error(fmt.Sprintf("invalid -timeout %s: want a positive duration", timeout))
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	check := api.CheckAlive
@@ -91,11 +93,6 @@ func (c *HealthCommand) Run(args []string) int {
 		check = api.CheckReady
 	}
 
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
-		return 1
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	h, err := client.Health(ctx, check)

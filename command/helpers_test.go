@@ -36,6 +36,7 @@ type fakeAgent struct {
 	mu     sync.Mutex
 	reqs   []string
 	bodies []string
+	tokens []string
 }
 
 // newFakeAgent starts a fake agent and stops it when the test ends. A route
@@ -62,6 +63,7 @@ func newFakeAgentWithHeader(t *testing.T, routes map[string]reply, header http.H
 		a.mu.Lock()
 		a.reqs = append(a.reqs, req)
 		a.bodies = append(a.bodies, string(body))
+		a.tokens = append(a.tokens, r.Header.Get("X-Consul-Token"))
 		a.mu.Unlock()
 
 		rep, found := routes[r.Method+" "+r.URL.Path]
@@ -83,6 +85,14 @@ func (a *fakeAgent) requests() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.reqs...)
+}
+
+// requestTokens returns the X-Consul-Token header of the requests seen so
+// far ("" when absent), in the order of requests().
+func (a *fakeAgent) requestTokens() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.tokens...)
 }
 
 // requestBodies returns the bodies of the requests seen so far, in the

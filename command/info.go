@@ -37,17 +37,8 @@ func (c *InfoCommand) Synopsis() string {
 // Run prints the agent's information and returns the exit code.
 func (c *InfoCommand) Run(args []string) int {
 	fs := c.FlagSet("info", c.Help())
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments")
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool { return c.noArgs(fs) })
+	if !ok {
 		return 1
 	}
 	self, err := client.Self()

@@ -34,22 +34,19 @@ func (c *JoinCommand) Synopsis() string {
 // at least one join succeeded, 1 otherwise.
 func (c *JoinCommand) Run(args []string) int {
 	fs := c.FlagSet("join", c.Help())
-	if err := fs.Parse(args); err != nil {
+	client, ok := c.Setup(fs, args, func() bool {
+		if fs.NArg() == 0 {
+			c.Ui.Error("At least one address to join must be specified.")
+			c.Ui.Error("")
+			c.Ui.Error(c.Help())
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	addrs := fs.Args()
-	if len(addrs) == 0 {
-		c.Ui.Error("At least one address to join must be specified.")
-		c.Ui.Error("")
-		c.Ui.Error(c.Help())
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
-		return 1
-	}
 	joined := 0
 	for _, addr := range addrs {
 		if err := client.Join(addr); err != nil {

@@ -1,6 +1,8 @@
 package command
 
 import (
+	"flag"
+	"fmt"
 	"strings"
 
 	"github.com/hashicorp/cli"
@@ -38,4 +40,18 @@ func (c *KVCommand) Synopsis() string {
 // Run returns cli.RunResultHelp so that the CLI lists the subcommands.
 func (c *KVCommand) Run(args []string) int {
 	return cli.RunResultHelp
+}
+
+// keyArg returns the optional KEY_OR_PREFIX argument of kv get and kv
+// delete, without a leading "/", or reports more than one argument.
+func (m *Meta) keyArg(fs *flag.FlagSet) (string, bool) {
+	switch fs.NArg() {
+	case 0:
+		return "", true
+	case 1:
+		return strings.TrimPrefix(fs.Arg(0), "/"), true
+	default:
+		m.Ui.Error(fmt.Sprintf("Error! Too many arguments (expected 1, got %d)", fs.NArg()))
+		return "", false
+	}
 }

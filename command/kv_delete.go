@@ -61,37 +61,28 @@ func (c *KVDeleteCommand) Run(args []string) int {
 	fs.BoolVar(&cas, "cas", false, "")
 	fs.Uint64Var(&modifyIndex, "modify-index", 0, "")
 	fs.BoolVar(&recurse, "recurse", false, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
 	var key string
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		key = strings.TrimPrefix(fs.Arg(0), "/")
-	default:
-		c.Ui.Error(fmt.Sprintf("Error! Too many arguments (expected 1, got %d)", fs.NArg()))
-		return 1
-	}
-	indexSet := flagSet(fs, "modify-index")
-	switch {
-	case key == "" && !recurse:
-		c.Ui.Error("Error! Missing KEY argument")
-		return 1
-	case cas && recurse:
-		c.Ui.Error("Error! Cannot specify both -cas and -recurse")
-		return 1
-	case cas && !indexSet:
-		c.Ui.Error("Error! Missing -modify-index (required with -cas)")
-		return 1
-	case indexSet && !cas:
-		c.Ui.Error("Error! Cannot specify -modify-index without -cas")
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool {
+		var ok bool
+		if key, ok = c.keyArg(fs); !ok {
+			return false
+		}
+		indexSet := flagSet(fs, "modify-index")
+		switch {
+		case key == "" && !recurse:
+			c.Ui.Error("Error! Missing KEY argument")
+		case cas && recurse:
+			c.Ui.Error("Error! Cannot specify both -cas and -recurse")
+		case cas && !indexSet:
+			c.Ui.Error("Error! Missing -modify-index (required with -cas)")
+		case indexSet && !cas:
+			c.Ui.Error("Error! Cannot specify -modify-index without -cas")
+		default:
+			return true
+		}
+		return false
+	})
+	if !ok {
 		return 1
 	}
 	switch {

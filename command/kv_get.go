@@ -80,27 +80,20 @@ func (c *KVGetCommand) Run(args []string) int {
 	fs.BoolVar(&recurse, "recurse", false, "")
 	fs.StringVar(&separator, "separator", "/", "")
 	fs.BoolVar(&stale, "stale", false, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
 	var key string
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		key = strings.TrimPrefix(fs.Arg(0), "/")
-	default:
-		c.Ui.Error(fmt.Sprintf("Error! Too many arguments (expected 1, got %d)", fs.NArg()))
-		return 1
-	}
-	// An empty prefix means every key, but there is no empty key.
-	if key == "" && !keys && !recurse {
-		c.Ui.Error("Error! Missing KEY argument")
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool {
+		var ok bool
+		if key, ok = c.keyArg(fs); !ok {
+			return false
+		}
+		// An empty prefix means every key, but there is no empty key.
+		if key == "" && !keys && !recurse {
+			c.Ui.Error("Error! Missing KEY argument")
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	q := &api.QueryOptions{Stale: stale}

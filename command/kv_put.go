@@ -75,35 +75,35 @@ func (c *KVPutCommand) Run(args []string) int {
 	fs.BoolVar(&cas, "cas", false, "")
 	fs.Uint64Var(&flags, "flags", 0, "")
 	fs.Uint64Var(&modifyIndex, "modify-index", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	// 0 is a valid -modify-index (create only), so "set" is not "non-zero".
-	indexSet := flagSet(fs, "modify-index")
-	switch {
-	case cas && !indexSet:
-		c.Ui.Error("Error! Missing -modify-index (required with -cas)")
-		return 1
-	case indexSet && !cas:
-		c.Ui.Error("Error! Cannot specify -modify-index without -cas")
-		return 1
-	}
-
-	key, data, ok := c.dataFromArgs(fs.Args())
-	if !ok {
-		return 1
-	}
-	if b64 {
-		var err error
-		if data, err = base64.StdEncoding.DecodeString(string(data)); err != nil {
-			c.Ui.Error("Error! Cannot base64-decode data: " + err.Error())
-			return 1
+	var (
+		key  string
+		data []byte
+	)
+	client, ok := c.Setup(fs, args, func() bool {
+		// 0 is a valid -modify-index (create only), so "set" is not "non-zero".
+		indexSet := flagSet(fs, "modify-index")
+		switch {
+		case cas && !indexSet:
+			c.Ui.Error("Error! Missing -modify-index (required with -cas)")
+			return false
+		case indexSet && !cas:
+			c.Ui.Error("Error! Cannot specify -modify-index without -cas")
+			return false
 		}
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+		var ok bool
+		if key, data, ok = c.dataFromArgs(fs.Args()); !ok {
+			return false
+		}
+		if b64 {
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(string(data)); err != nil {
+				c.Ui.Error("Error! Cannot base64-decode data: " + err.Error())
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	pair := &api.KVPair{Key: key, Flags: flags, Value: data, ModifyIndex: modifyIndex}

@@ -31,17 +31,8 @@ func (c *LeaveCommand) Synopsis() string {
 // Run asks the agent to leave and returns the exit code.
 func (c *LeaveCommand) Run(args []string) int {
 	fs := c.FlagSet("leave", c.Help())
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments")
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool { return c.noArgs(fs) })
+	if !ok {
 		return 1
 	}
 	if err := client.Leave(); err != nil {

@@ -59,26 +59,19 @@ func (c *MembersCommand) Run(args []string) int {
 	fs.BoolVar(&detailed, "detailed", false, "")
 	fs.StringVar(&status, "status", ".*", "")
 	fs.StringVar(&format, "format", formatText, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments")
-		return 1
-	}
-	if err := checkFormat(format); err != nil {
-		c.Ui.Error(err.Error())
-		return 1
-	}
-	statusRe, err := regexp.Compile(status)
-	if err != nil {
-		c.Ui.Error(fmt.Sprintf("Invalid -status regexp: %v", err))
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	var statusRe *regexp.Regexp
+	client, ok := c.Setup(fs, args, func() bool {
+		if !c.noArgs(fs) || !c.validFormat(format) {
+			return false
+		}
+		var err error
+		if statusRe, err = regexp.Compile(status); err != nil {
+			c.Ui.Error(fmt.Sprintf("Invalid -status regexp: %v", err))
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	members, err := client.Members()

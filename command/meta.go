@@ -13,14 +13,18 @@ import (
 )
 
 // Meta holds what every command that talks to a running agent shares: the
-// Ui to write to and the -http-addr flag. Such commands embed it.
+// Ui to write to and the HTTP API flags (-http-addr, -token, -token-file,
+// -datacenter). Such commands embed it.
 type Meta struct {
 	// Ui receives the command's output (Ui.Output) and its errors and
 	// warnings (Ui.Error, Ui.Warn).
 	Ui cli.Ui
 
-	// httpAddr is the value of -http-addr once the flags are parsed.
-	httpAddr string
+	// api holds the values of the HTTP API flags once they are parsed.
+	// Left empty, a field falls back to the environment inside
+	// api.NewClientConfig, so that the order of precedence lives in one
+	// place.
+	api api.Config
 }
 
 // httpOptionsHelp documents the flags Meta.FlagSet adds. Commands append it
@@ -28,27 +32,88 @@ type Meta struct {
 const httpOptionsHelp = `
 HTTP API Options:
 
+  -datacenter=<name>
+     The datacenter the agent must belong to. It is sent as ?dc= with
+     every request, and an agent of another datacenter refuses it.
+     Default: the agent's own datacenter.
+
   -http-addr=<address>
      The address of the Conclave agent's HTTP API, as host:port or as an
      http:// or https:// URL. It can also be set with the
-     CONCLAVE_HTTP_ADDR environment variable. Default: 127.0.0.1:8500.
+     CONCLAVE_HTTP_ADDR environment variable, or with Consul's
+     CONSUL_HTTP_ADDR when that is unset. Default: 127.0.0.1:8500.
+
+  -token=<value>
+     A token sent with every request as the X-Consul-Token header. It can
+     also be set with CONCLAVE_HTTP_TOKEN or, when that is unset,
+     CONSUL_HTTP_TOKEN. Conclave has no ACLs yet: the agent accepts the
+     token and ignores it, so that scripts written for Consul run
+     unchanged.
+
+  -token-file=<path>
+     A file whose content is the token. It can also be set with
+     CONCLAVE_HTTP_TOKEN_FILE or CONSUL_HTTP_TOKEN_FILE. A flag wins over
+     any environment variable, and a CONCLAVE_ variable over a CONSUL_
+     one; -token wins over -token-file.
 `
 
-// FlagSet returns a flag set for the command name that carries the shared
-// -http-addr flag. help is the command's Help(); see newFlagSet for how
-// parse errors are reported.
+// FlagSet returns a flag set for the command name that carries the HTTP API
+// flags. help is the command's Help(); see newFlagSet for how parse errors
+// are reported.
 func (m *Meta) FlagSet(name, help string) *flag.FlagSet {
 	fs := newFlagSet(m.Ui, name, help)
-	// Left empty, the address falls back to CONCLAVE_HTTP_ADDR and then to
-	// api.DefaultHTTPAddr inside api.NewClient, so the rule lives in one place.
-	fs.StringVar(&m.httpAddr, "http-addr", "", "")
+	fs.StringVar(&m.api.Datacenter, "datacenter", "", "")
+	fs.StringVar(&m.api.Address, "http-addr", "", "")
+	fs.StringVar(&m.api.Token, "token", "", "")
+	fs.StringVar(&m.api.TokenFile, "token-file", "", "")
 	return fs
 }
 
-// Client returns a client for the agent named by -http-addr, or, when that
-// is unset, by CONCLAVE_HTTP_ADDR or else api.DefaultHTTPAddr.
+// Client returns a client for the agent the HTTP API flags name, falling
+// back to the environment as api.Config describes.
 func (m *Meta) Client() (*api.Client, error) {
-	return api.NewClient(m.httpAddr)
+	return api.NewClientConfig(m.api)
+}
+
+// Setup is the prologue of every command that talks to an agent. It parses
+// args with fs, which FlagSet made, so that a bad flag is reported with the
+// command's help; then it calls check, when not nil, to validate the
+// arguments and the flag values, which reports its own problem on Ui and
+// returns false; then it builds the client. It returns ok false, with the
+// problem already reported on Ui.Error, when Run must return 1.
+func (m *Meta) Setup(fs *flag.FlagSet, args []string, check func() bool) (client *api.Client, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	if check != nil && !check() {
+		return nil, false
+	}
+	client, err := m.Client()
+	if err != nil {
+		m.Ui.Error("Error creating client: " + err.Error())
+		return nil, false
+	}
+	return client, true
+}
+
+// noArgs is a check for Setup: it reports positional arguments, which the
+// command does not take.
+func (m *Meta) noArgs(fs *flag.FlagSet) bool {
+	if fs.NArg() > 0 {
+		m.Ui.Error("This command takes no arguments")
+		return false
+	}
+	return true
+}
+
+// validFormat is a check for Setup: it reports a -format value that
+// checkFormat refuses.
+func (m *Meta) validFormat(format string) bool {
+	if err := checkFormat(format); err != nil {
+		m.Ui.Error(err.Error())
+		return false
+	}
+	return true
 }
 
 // newFlagSet returns a flag set that returns parse errors instead of

@@ -48,21 +48,8 @@ func (c *OperatorRaftListPeersCommand) Run(args []string) int {
 	fs := c.FlagSet("operator raft list-peers", c.Help())
 	fs.StringVar(&format, "format", formatText, "")
 	fs.BoolVar(&stale, "stale", false, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments")
-		return 1
-	}
-	if err := checkFormat(format); err != nil {
-		c.Ui.Error(err.Error())
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool { return c.noArgs(fs) && c.validFormat(format) })
+	if !ok {
 		return 1
 	}
 	get := client.RaftConfiguration

@@ -40,21 +40,18 @@ func (c *OperatorRaftRemovePeerCommand) Run(args []string) int {
 	var id string
 	fs := c.FlagSet("operator raft remove-peer", c.Help())
 	fs.StringVar(&id, "id", "", "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() > 0 {
-		c.Ui.Error("This command takes no arguments; give the ID with -id")
-		return 1
-	}
-	if id == "" {
-		c.Ui.Error("Missing peer ID: -id is required")
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
+	client, ok := c.Setup(fs, args, func() bool {
+		switch {
+		case fs.NArg() > 0:
+			c.Ui.Error("This command takes no arguments; give the ID with -id")
+			return false
+		case id == "":
+			c.Ui.Error("Missing peer ID: -id is required")
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return 1
 	}
 	if err := client.RaftRemovePeerByID(id); err != nil {

@@ -48,17 +48,13 @@ func (c *SnapshotSaveCommand) Synopsis() string {
 // Run saves the snapshot and returns the exit code.
 func (c *SnapshotSaveCommand) Run(args []string) int {
 	fs := c.FlagSet("snapshot save", c.Help())
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	file, ok := fileArg(c.Ui, fs)
+	var file string
+	client, ok := c.Setup(fs, args, func() bool {
+		var ok bool
+		file, ok = fileArg(c.Ui, fs)
+		return ok
+	})
 	if !ok {
-		return 1
-	}
-
-	client, err := c.Client()
-	if err != nil {
-		c.Ui.Error("Error creating client: " + err.Error())
 		return 1
 	}
 

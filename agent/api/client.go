@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -82,12 +83,16 @@ type Client struct {
 	// can shorten them.
 	timeout, slowTimeout      time.Duration
 	stallTimeout, workTimeout time.Duration
+
+	// token and datacenter are sent with every request; see Config.
+	token, datacenter string
 }
 
 // NewClient returns a client for the agent whose HTTP API listens on addr.
 // addr is "host:port" (http is assumed) or an http:// or https:// URL with
 // no path. An empty addr means the value of HTTPAddrEnv, or DefaultHTTPAddr
-// when that is unset.
+// when that is unset. NewClientConfig also reads Consul's variables, a
+// token and a datacenter.
 func NewClient(addr string) (*Client, error) {
 	if addr == "" {
 		addr = os.Getenv(HTTPAddrEnv)
@@ -272,6 +277,13 @@ func (c *Client) do(timeout time.Duration, method, path string, query url.Values
 // another Content-Type.
 func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Request, error) {
 	target := c.base + path
+	if c.datacenter != "" {
+		query = maps.Clone(query)
+		if query == nil {
+			query = url.Values{}
+		}
+		query.Set("dc", c.datacenter)
+	}
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
@@ -280,6 +292,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		return nil, fmt.Errorf("build request %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set(TokenHeader, c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}

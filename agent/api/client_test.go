@@ -302,3 +302,27 @@ func TestClient_timeout(t *testing.T) {
 		})
 	}
 }
+
+func TestNewClientConfig_addr(t *testing.T) {
+	cases := []struct {
+		name, addr, conclave, consul, wantBase string
+	}{
+		{name: "default", wantBase: "http://127.0.0.1:8500"},
+		{name: "consul env", consul: "10.0.0.3:8500", wantBase: "http://10.0.0.3:8500"},
+		{name: "conclave env over consul env", conclave: "10.0.0.1:9500", consul: "10.0.0.3:8500", wantBase: "http://10.0.0.1:9500"},
+		{name: "address over both", addr: "10.0.0.2:8500", conclave: "10.0.0.1:9500", consul: "10.0.0.3:8500", wantBase: "http://10.0.0.2:8500"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(HTTPAddrEnv, tc.conclave)
+			t.Setenv(ConsulHTTPAddrEnv, tc.consul)
+			c, err := NewClientConfig(Config{Address: tc.addr})
+			if err != nil {
+				t.Fatalf("NewClientConfig() error = %v", err)
+			}
+			if c.base != tc.wantBase {
+				t.Errorf("NewClientConfig() base = %q, want %q", c.base, tc.wantBase)
+			}
+		})
+	}
+}
