@@ -101,6 +101,7 @@ func parseFile(filename string, src []byte) (f *file, diags hcl.Diagnostics) {
 
 	f = &file{attrs: make(map[string]*hcl.Attribute)}
 	decodeDiags := gohcl.DecodeBody(hf.Body, nil, &f.raw)
+	decodeDiags = consulDiagnostics(hf.Body, decodeDiags)
 	collectAttrs(hf.Body, &rawConfig{}, "", f.attrs)
 	decodeDiags = nameTypeErrors(decodeDiags, f.attrs)
 	// gohcl reports in the order of the struct fields; report in the order

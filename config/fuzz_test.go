@@ -30,6 +30,9 @@ func FuzzLoad(f *testing.F) {
 		`{"server": true,}`,
 		`{"bootstrap_expect": 1e100, "retry_max": -1e-100, "node_name": "${a.b[0]}"}`,
 		"\xff\xfe\x00",
+		"ui_config {\n  enabled = true\n}\nports {\n  grpc = 8502\n  https = 8501\n}\naddresses {\n  http = \"0.0.0.0\"\n  grpc = \"127.0.0.1\"\n}\nacl {}\n",
+		"addresses = { http = \"a\", (\"dns\") = \"b\", 1 = 2 }\ntelemetry = 3\nui = true\n",
+		`{"addresses": {"http": "0.0.0.0", "dns": null}, "ports": {"grpc": 8502}, "tls": {}, "connect": [1]}`,
 	} {
 		f.Add(seed)
 	}
