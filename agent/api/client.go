@@ -17,7 +17,8 @@ import (
 
 const (
 	// DefaultHTTPAddr is the address of the agent's HTTP API that NewClient
-	// uses when it is given no address and HTTPAddrEnv is unset.
+	// uses when it is given no address and neither HTTPAddrEnv nor
+	// ConsulHTTPAddrEnv is set.
 	DefaultHTTPAddr = "127.0.0.1:8500"
 
 	// HTTPAddrEnv names the environment variable that overrides
@@ -90,16 +91,11 @@ type Client struct {
 
 // NewClient returns a client for the agent whose HTTP API listens on addr.
 // addr is "host:port" (http is assumed) or an http:// or https:// URL with
-// no path. An empty addr means the value of HTTPAddrEnv, or DefaultHTTPAddr
-// when that is unset. NewClientConfig also reads Consul's variables, a
-// token and a datacenter.
+// no path. An empty addr means the value of HTTPAddrEnv, else that of
+// ConsulHTTPAddrEnv, else DefaultHTTPAddr. NewClientConfig adds a token and
+// a datacenter.
 func NewClient(addr string) (*Client, error) {
-	if addr == "" {
-		addr = os.Getenv(HTTPAddrEnv)
-	}
-	if addr == "" {
-		addr = DefaultHTTPAddr
-	}
+	addr = firstSet(addr, os.Getenv(HTTPAddrEnv), os.Getenv(ConsulHTTPAddrEnv), DefaultHTTPAddr)
 	base, err := parseAddr(addr)
 	if err != nil {
 		return nil, err

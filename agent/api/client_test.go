@@ -37,6 +37,7 @@ func TestNewClient_addr(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(HTTPAddrEnv, tc.env)
+			t.Setenv(ConsulHTTPAddrEnv, "")
 			c, err := NewClient(tc.addr)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -58,8 +58,7 @@ type Config struct {
 // Config describes. It reads the token file, if any, now; its errors name
 // the file and never include a token.
 func NewClientConfig(cfg Config) (*Client, error) {
-	addr := firstSet(cfg.Address, os.Getenv(HTTPAddrEnv), os.Getenv(ConsulHTTPAddrEnv))
-	c, err := NewClient(addr)
+	c, err := NewClient(cfg.Address)
 	if err != nil {
 		return nil, err
 	}
