@@ -20,11 +20,11 @@ type Meta struct {
 	// warnings (Ui.Error, Ui.Warn).
 	Ui cli.Ui
 
-	// api holds the values of the HTTP API flags once they are parsed.
+	// apiConfig holds the values of the HTTP API flags once they are parsed.
 	// Left empty, a field falls back to the environment inside
 	// api.NewClientConfig, so that the order of precedence lives in one
 	// place.
-	api api.Config
+	apiConfig api.Config
 }
 
 // httpOptionsHelp documents the flags Meta.FlagSet adds. Commands append it
@@ -62,17 +62,17 @@ HTTP API Options:
 // are reported.
 func (m *Meta) FlagSet(name, help string) *flag.FlagSet {
 	fs := newFlagSet(m.Ui, name, help)
-	fs.StringVar(&m.api.Datacenter, "datacenter", "", "")
-	fs.StringVar(&m.api.Address, "http-addr", "", "")
-	fs.StringVar(&m.api.Token, "token", "", "")
-	fs.StringVar(&m.api.TokenFile, "token-file", "", "")
+	fs.StringVar(&m.apiConfig.Datacenter, "datacenter", "", "")
+	fs.StringVar(&m.apiConfig.Address, "http-addr", "", "")
+	fs.StringVar(&m.apiConfig.Token, "token", "", "")
+	fs.StringVar(&m.apiConfig.TokenFile, "token-file", "", "")
 	return fs
 }
 
 // Client returns a client for the agent the HTTP API flags name, falling
 // back to the environment as api.Config describes.
 func (m *Meta) Client() (*api.Client, error) {
-	return api.NewClientConfig(m.api)
+	return api.NewClientConfig(m.apiConfig)
 }
 
 // Setup is the prologue of every command that talks to an agent. It parses
