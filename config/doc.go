@@ -75,10 +75,10 @@
 // # Consul settings
 //
 // A file written for Consul loads as it is. Consul's keys that Conclave does
-// not implement (consulSettings, in consul.go, lists every one with its
-// reason) are not reported as unknown keys but as what they are, at their
-// file:line:column: a warning where ignoring them changes nothing Conclave
-// does, an error where it would:
+// not implement (the Consul settings table of website/configuration.md lists
+// every one with its reason) are not reported as unknown keys but as what
+// they are, at their file:line:column: a warning where ignoring them changes
+// nothing Conclave does, an error where it would:
 //
 //	server.hcl:21:1: Consul setting "ui_config" is not supported by Conclave; Conclave has no web UI. The setting is ignored.
 //	server.hcl:2:1: Consul setting "acl" is not supported by this Conclave version yet; Without ACLs every request would be allowed, which is not what an acl block asks for. Remove the setting until Conclave supports it.
