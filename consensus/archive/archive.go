@@ -202,11 +202,11 @@ func read(r io.Reader, stateTo io.Writer) (Meta, error) {
 			return meta, streamError(err)
 		}
 		if seen[hdr.Name] {
-			return meta, fmt.Errorf("%w: %s appears twice", ErrUnexpectedFile, hdr.Name)
+			return meta, fmt.Errorf("%w: %q appears twice", ErrUnexpectedFile, hdr.Name)
 		}
 		seen[hdr.Name] = true
 		if hdr.Typeflag != tar.TypeReg {
-			return meta, fmt.Errorf("%w: %s is not a regular file (tar type %q)", ErrUnexpectedFile, hdr.Name, hdr.Typeflag)
+			return meta, fmt.Errorf("%w: %q is not a regular file (tar type %q)", ErrUnexpectedFile, hdr.Name, hdr.Typeflag)
 		}
 		switch hdr.Name {
 		case metaFile:
