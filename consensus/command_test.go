@@ -80,7 +80,7 @@ func TestCommandEncodingIsCompact(t *testing.T) {
 func TestCommandEncodeUnknown(t *testing.T) {
 	for _, c := range []Command{
 		{Op: 0, Key: "k"},
-		{Op: 8, Key: "k"},
+		{Op: OpSetAutopilotConfig + 1, Key: "k"}, // one past the last type
 		{Op: 255, Key: "k"},
 		{Op: OpTxn, Ops: []TxnOp{{Verb: 0, Key: "k"}}},
 		{Op: OpTxn, Ops: []TxnOp{{Verb: 10, Key: "k"}}},
