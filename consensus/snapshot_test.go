@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -425,6 +426,10 @@ func FuzzRestore(f *testing.F) {
 	mustApply(f, small, 3, Command{Op: OpDelete, Key: "a"})
 	mustApply(f, small, 4, Command{Op: OpDeleteTree, Key: "c/"})
 	f.Add(persist(f, small))
+	f.Add(persist(f, allTablesStore(f)))
+	if v1, err := os.ReadFile("testdata/snapshot-v1.snap"); err == nil {
+		f.Add(v1)
+	}
 	f.Add(append([]byte(snapshotMagic+"\x01\x00\x00\x00\x00\x01"), binary.AppendUvarint(nil, 1<<40)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsm := NewFSM()
