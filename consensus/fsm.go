@@ -258,30 +258,35 @@ type tx struct {
 	idx uint64
 	mt  *memdb.Txn
 
-	// changed lists the tables (kvs stands for kvs and tombstones, as
-	// Consul's KV index does) whose index row moves to idx at commit.
-	changed []string
+	// changed marks the tables whose index row moves to idx at commit
+	// (kvs stands for kvs and tombstones, as Consul's KV index does).
+	changed [numIndexed]bool
 	// reapThrough is set by a reap that forgot tombstones.
 	reaped      bool
 	reapThrough uint64
 }
 
-func (t *tx) touch(table string) {
-	for _, n := range t.changed {
-		if n == table {
-			return
-		}
-	}
-	t.changed = append(t.changed, table)
-}
+// Tables with an index row, by position in tx.changed.
+const (
+	indexedKVs = iota
+	indexedMeta
+	indexedAutopilot
+	numIndexed
+)
+
+var indexedTables = [numIndexed]string{tableKVs, tableMeta, tableAutopilot}
+
+func (t *tx) touch(table int) { t.changed[table] = true }
 
 // commit writes the index rows and commits. memdb publishes the new
 // version before it closes the watch channels, so a woken reader always
 // sees the change.
 func (t *tx) commit() {
 	setIndex(t.mt, idxApplied, t.idx)
-	for _, n := range t.changed {
-		setIndex(t.mt, n, t.idx)
+	for i, changed := range t.changed {
+		if changed {
+			setIndex(t.mt, indexedTables[i], t.idx)
+		}
 	}
 	if t.reaped {
 		setIndex(t.mt, idxReapThrough, max(index(t.mt, idxReapThrough), t.reapThrough))

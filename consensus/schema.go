@@ -133,7 +133,9 @@ func schema() *memdb.DBSchema {
 		return t
 	}
 	tables := []*memdb.TableSchema{
-		byField(tableKVs, "Key", "Session"),
+		// The session index comes with sessions: until then every insert
+		// would pay for an index that holds nothing.
+		byField(tableKVs, "Key"),
 		byField(tableTombstones, "Key"),
 		byField(tableIndex, "Name"),
 		single(tableMeta),

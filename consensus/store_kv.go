@@ -42,7 +42,7 @@ func (t *tx) set(key string, value []byte, flags uint64) *Entry {
 		}
 	}
 	must(t.mt.Insert(tableKVs, e))
-	t.touch(tableKVs)
+	t.touch(indexedKVs)
 	return e
 }
 
@@ -63,7 +63,7 @@ func (t *tx) del(key string) {
 	}
 	must(t.mt.Delete(tableKVs, old))
 	must(t.mt.Insert(tableTombstones, &tombstone{Key: key, Index: t.idx}))
-	t.touch(tableKVs)
+	t.touch(indexedKVs)
 }
 
 // deleteCAS is Consul's kvsDeleteCASTxn: true if the key matched and was
@@ -95,7 +95,7 @@ func (t *tx) deleteTree(prefix string) {
 	if prefix != "" {
 		must(t.mt.Insert(tableTombstones, &tombstone{Key: prefix, Index: t.idx}))
 	}
-	t.touch(tableKVs)
+	t.touch(indexedKVs)
 }
 
 // reap forgets the tombstones at index through or lower.
@@ -117,7 +117,7 @@ func (t *tx) reap(through uint64) {
 	for _, raw := range dead {
 		must(t.mt.Delete(tableTombstones, raw))
 	}
-	t.touch(tableKVs)
+	t.touch(indexedKVs)
 	t.reaped, t.reapThrough = true, through
 }
 

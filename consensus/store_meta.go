@@ -13,7 +13,7 @@ func (t *tx) setClusterMeta(id string) bool {
 		return raw.(*ClusterMeta).ClusterID == id
 	}
 	must(t.mt.Insert(tableMeta, &ClusterMeta{ClusterID: id, CreateIndex: t.idx, ModifyIndex: t.idx}))
-	t.touch(tableMeta)
+	t.touch(indexedMeta)
 	return true
 }
 
@@ -33,6 +33,6 @@ func (t *tx) setAutopilotConfig(c AutopilotConfig, cas bool, index uint64) bool 
 		c.CreateIndex = old.CreateIndex
 	}
 	must(t.mt.Insert(tableAutopilot, &c))
-	t.touch(tableAutopilot)
+	t.touch(indexedAutopilot)
 	return true
 }
