@@ -57,6 +57,26 @@ func TestClusterMeta(t *testing.T) {
 	}
 }
 
+// TestWatchTable checks that a table's watch fires for a write to that
+// table and not for one to another.
+func TestWatchTable(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, 1, setCmd("a", "1"))
+	v := f.View()
+	meta, autopilot, kvs := v.WatchTable(tableMeta), v.WatchTable(tableAutopilot), v.WatchTable(tableKVs)
+	mustApply(t, f, 2, Command{Op: OpSetClusterMeta, ClusterID: "c1"})
+	if !closed(meta) {
+		t.Error("set-cluster-meta did not fire the meta watch")
+	}
+	if closed(autopilot) || closed(kvs) {
+		t.Error("set-cluster-meta fired the watch of another table")
+	}
+	mustApply(t, f, 3, setCmd("b", "2"))
+	if !closed(kvs) || closed(autopilot) {
+		t.Errorf("a set: kvs watch closed %v (want true), autopilot %v (want false)", closed(kvs), closed(autopilot))
+	}
+}
+
 func TestAutopilotConfig(t *testing.T) {
 	f := NewFSM()
 	cfg := AutopilotConfig{CleanupDeadServers: true, LastContactThreshold: 200 * time.Millisecond,

@@ -142,6 +142,16 @@ func (v View) WatchPrefix(prefix string) <-chan struct{} {
 	return it.WatchCh()
 }
 
+// WatchTable returns a channel that is closed when a later write changes
+// table ("kvs", "tombstones", "meta", "autopilot_config"): the channel of
+// the root of the table's primary index, which every write to the table
+// copies. A blocking query on a whole table compares TableIndex.
+func (v View) WatchTable(table string) <-chan struct{} {
+	ch, _, err := v.txn.FirstWatch(table, "id")
+	must(err)
+	return ch
+}
+
 // ClusterMeta returns the cluster's metadata, and false before
 // set-cluster-meta has written it.
 func (v View) ClusterMeta() (ClusterMeta, bool) {

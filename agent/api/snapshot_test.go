@@ -265,8 +265,12 @@ func TestClient_snapshotRestoreWaitsForWork(t *testing.T) {
 
 // testSnapshot returns a snapshot stream of format version 1 around body,
 // ending with its checksum as the agent writes it.
-func testSnapshot(body string) []byte {
-	b := append([]byte("CNCLVKV\x01"), body...)
+func testSnapshot(body string) []byte { return testSnapshotVersion(1, body) }
+
+// testSnapshotVersion is testSnapshot for another format version.
+func testSnapshotVersion(version byte, body string) []byte {
+	b := append([]byte("CNCLVKV"), version)
+	b = append(b, body...)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
@@ -283,6 +287,7 @@ func TestVerifySnapshot(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "valid", r: bytes.NewReader(valid)},
+		{name: "format version 2", r: bytes.NewReader(testSnapshotVersion(2, "\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00\x00"))},
 		{name: "valid one byte at a time", r: iotest.OneByteReader(bytes.NewReader(valid))},
 		{name: "valid in odd pieces", r: iotest.HalfReader(bytes.NewReader(large))},
 		{name: "large", r: bytes.NewReader(large)},
