@@ -95,82 +95,6 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return resp
 }
 
-func (f *FSM) applyBatch(logs []*raft.Log, resp []any) {
-	if len(logs) == 0 {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var committed uint64
-	for i, l := range logs {
-		// Batches also carry configuration entries, which are Raft's own.
-		if l.Type == raft.LogCommand {
-			var ok bool
-			if resp[i], ok = f.applyOne(l); ok {
-				committed = l.Index
-			}
-		}
-	}
-	// A command that changed nothing, and Raft's own entries, still count
-	// as applied.
-	if last := logs[len(logs)-1].Index; committed != last {
-		txn := f.db.Txn(true)
-		setIndex(txn, idxApplied, last)
-		txn.Commit()
-	}
-}
-
-// applyOne applies one command in its own memdb transaction, committed
-// only when the command succeeds; ok reports a commit. A panic (a bug,
-// since input errors are returned) becomes an error response on every
-// server alike instead of a crash loop, and aborts the transaction.
-func (f *FSM) applyOne(l *raft.Log) (resp any, ok bool) {
-	c, err := decodeCommand(l.Data)
-	if err != nil {
-		var u unknownTypeError
-		if errors.As(err, &u) {
-			return fmt.Errorf("unknown command type %d at log index %d: written by a newer Conclave?", u.op, l.Index), false
-		}
-		return fmt.Errorf("apply index %d: %w", l.Index, err), false
-	}
-	t := tx{idx: l.Index, mt: f.db.Txn(true)}
-	defer func() {
-		if r := recover(); r != nil {
-			resp, ok = fmt.Errorf("apply index %d: internal error: %v", l.Index, r), false
-		}
-		t.mt.Abort() // a no-op after Commit
-	}()
-	ok = true
-	switch c.Op {
-	case OpSet:
-		t.set(c.Key, c.Value, c.Flags)
-	case OpDelete:
-		t.del(c.Key)
-	case OpCAS:
-		_, ok = t.cas(c.Key, c.Value, c.Flags, c.Index)
-	case OpDeleteCAS:
-		ok = t.deleteCAS(c.Key, c.Index)
-	case OpDeleteTree:
-		t.deleteTree(c.Key)
-	case OpReapTombstones:
-		t.reap(c.Index)
-	case OpTxn:
-		res := t.txn(c.Ops)
-		if res.OK {
-			t.commit()
-		}
-		return &res, res.OK
-	case OpSetClusterMeta:
-		ok = t.setClusterMeta(c.ClusterID)
-	case OpSetAutopilotConfig:
-		ok = t.setAutopilotConfig(c.Autopilot, c.CAS, c.Index)
-	}
-	if ok {
-		t.commit()
-	}
-	return ok, ok
-}
-
 // Snapshot captures the current state: a memdb read transaction, which is
 // an immutable version, so Persist can stream it while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
@@ -191,7 +115,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	txn := f.db.Txn(true)
 	defer txn.Abort()
 	clearAll(txn)
-	if _, err := readSnapshot(rc, txn); err != nil && err != errEmptySnapshot {
+	if _, err := readSnapshot(rc, txn); err != nil && !errors.Is(err, errEmptySnapshot) {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	txn.Commit()
@@ -226,71 +150,3 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) Release() {}
-
-// must panics on an error of memdb that the fixed schema rules out: a
-// missing table or index, or a row without its key. Apply turns the panic
-// into an error response.
-func must(err error) {
-	if err != nil {
-		panic(fmt.Sprintf("state store: %v", err))
-	}
-}
-
-// setIndex writes the named row of tableIndex.
-func setIndex(txn *memdb.Txn, name string, v uint64) {
-	must(txn.Insert(tableIndex, &indexRow{Name: name, Value: v}))
-}
-
-// index reads the named row of tableIndex; 0 if there is none.
-func index(txn *memdb.Txn, name string) uint64 {
-	raw, err := txn.First(tableIndex, "id", name)
-	must(err)
-	if raw == nil {
-		return 0
-	}
-	return raw.(*indexRow).Value
-}
-
-// tx is one command's change to the store: a memdb write transaction and
-// what the command changed, for the index rows written at commit. Reads
-// in it see its own writes.
-type tx struct {
-	idx uint64
-	mt  *memdb.Txn
-
-	// changed marks the tables whose index row moves to idx at commit
-	// (kvs stands for kvs and tombstones, as Consul's KV index does).
-	changed [numIndexed]bool
-	// reapThrough is set by a reap that forgot tombstones.
-	reaped      bool
-	reapThrough uint64
-}
-
-// Tables with an index row, by position in tx.changed.
-const (
-	indexedKVs = iota
-	indexedMeta
-	indexedAutopilot
-	numIndexed
-)
-
-var indexedTables = [numIndexed]string{tableKVs, tableMeta, tableAutopilot}
-
-func (t *tx) touch(table int) { t.changed[table] = true }
-
-// commit writes the index rows and commits. memdb publishes the new
-// version before it closes the watch channels, so a woken reader always
-// sees the change.
-func (t *tx) commit() {
-	setIndex(t.mt, idxApplied, t.idx)
-	for i, changed := range t.changed {
-		if changed {
-			setIndex(t.mt, indexedTables[i], t.idx)
-		}
-	}
-	if t.reaped {
-		setIndex(t.mt, idxReapThrough, max(index(t.mt, idxReapThrough), t.reapThrough))
-		setIndex(t.mt, idxReapIndex, t.idx)
-	}
-	t.mt.Commit()
-}

@@ -118,7 +118,7 @@ func (t *tx) reap(through uint64) {
 		must(t.mt.Delete(tableTombstones, raw))
 	}
 	t.touch(indexedKVs)
-	t.reaped, t.reapThrough = true, through
+	t.reapThrough, t.reapIndex = max(t.reapThrough, through), t.idx
 }
 
 // each calls fn for every entry under prefix, in key order.

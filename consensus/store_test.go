@@ -326,3 +326,56 @@ func TestSnapshotV2Malformed(t *testing.T) {
 }
 
 func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+// TestApplyBatchPanic makes one command of a batch panic after it wrote:
+// it answers an error, leaves nothing behind, and the commands before and
+// after it in the same shared transaction keep what they did.
+func TestApplyBatchPanic(t *testing.T) {
+	applyFault = func(c Command) {
+		if c.Key == "boom" {
+			panic("injected")
+		}
+	}
+	t.Cleanup(func() { applyFault = nil })
+	cmds := []Command{
+		setCmd("a", "1"),
+		{Op: OpDelete, Key: "a"},
+		setCmd("b", "2"),
+		setCmd("boom", "x"),
+		{Op: OpCAS, Key: "b", Value: []byte("3"), Index: 3},
+		{Op: OpTxn, Ops: []TxnOp{{Verb: VerbSet, Key: "t", Value: []byte("t")}}},
+		setCmd("boom", "y"),
+		setCmd("c", "4"),
+	}
+	var logs []*raft.Log
+	for i, c := range cmds {
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: mustEncode(t, c)})
+	}
+	f := NewFSM()
+	watch := f.View().WatchPrefix("")
+	resp := f.ApplyBatch(logs)
+	for _, i := range []int{3, 6} {
+		if err, ok := resp[i].(error); !ok || !strings.Contains(err.Error(), "internal error: injected") {
+			t.Errorf("response %d = %v, want the injected panic as an error", i, resp[i])
+		}
+	}
+	for _, i := range []int{0, 1, 2, 4, 7} {
+		if resp[i] != true {
+			t.Errorf("response %d = %v, want true", i, resp[i])
+		}
+	}
+	want := []Entry{entry("b", "3", 0, 3, 5), entry("c", "4", 0, 8, 8), entry("t", "t", 0, 6, 6)}
+	if diff := cmp.Diff(f.List(""), want, equateEmpty); diff != "" {
+		t.Errorf("state after the batch mismatch (-got +want):\n%s", diff)
+	}
+	v := f.View()
+	if got := v.KeyIndex("a"); got != 2 {
+		t.Errorf("KeyIndex(a) = %d, want 2: the delete before the panic kept its tombstone", got)
+	}
+	if got := v.AppliedIndex(); got != 8 {
+		t.Errorf("AppliedIndex() = %d, want 8", got)
+	}
+	if !closed(watch) {
+		t.Error("the batch fired no watch")
+	}
+}
