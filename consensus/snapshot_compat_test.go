@@ -2,8 +2,10 @@ package consensus
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -91,8 +93,19 @@ func TestRestoreSnapshotV1(t *testing.T) {
 		t.Errorf("InspectSnapshot(snapshot-v1.snap) = %+v, want index 14, 5 entries, 2 tombstones, %d bytes", info, len(data))
 	}
 
-	// The next write continues from the restored state.
+	// A blocking query at the restored index waits, and the next write,
+	// which continues from the restored state, wakes it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	woke := make(chan uint64, 1)
+	go func() {
+		v, _ := f.WaitPrefix(ctx, "a/", 12)
+		woke <- v.PrefixIndex("a/")
+	}()
 	mustApply(t, f, 15, Command{Op: OpCAS, Key: "a/1", Value: []byte("eins"), Index: 12})
+	if got := <-woke; got != 15 {
+		t.Errorf("WaitPrefix(a/, 12) on the restored store woke at index %d, want 15", got)
+	}
 	if e, _ := f.Get("a/1"); e.CreateIndex != 1 || e.ModifyIndex != 15 {
 		t.Errorf("after a cas on the restored a/1: %+v, want CreateIndex 1, ModifyIndex 15", e)
 	}
