@@ -46,9 +46,9 @@ func TestSnapshotSaveCommand(t *testing.T) {
 		},
 		{
 			name:       "newer format version",
-			snap:       testSnapshot(2, snapshotBody),
+			snap:       testSnapshot(3, snapshotBody),
 			wantOut:    "Saved snapshot to index 8419\n",
-			wantStderr: "Warning: cannot verify the snapshot: unknown snapshot format version: 2 (this client knows 1)\n",
+			wantStderr: "Warning: cannot verify the snapshot: unknown snapshot format version: 3 (this client knows 2)\n",
 		},
 	}
 	for _, tc := range cases {

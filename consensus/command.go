@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -13,11 +15,13 @@ import (
 // Consul's default kv_max_value_size.
 const DefaultMaxValueSize = 512 * 1024
 
-// Op is the kind of a Command.
+// Op is the type of a Command: the first byte of its log entry, by which
+// the state machine dispatches it. A type this release does not know was
+// written by a newer one; applying it is an error that names it.
 type Op uint8
 
-// Operations of the key/value state machine. Each Command is one Raft log
-// entry.
+// Command types. Each Command is one Raft log entry. The numbers are in the
+// log: never reuse or renumber one.
 const (
 	// OpSet writes Key with Value and Flags.
 	OpSet Op = 1
@@ -37,19 +41,29 @@ const (
 	// OpReapTombstones forgets the tombstones of deletes at log index
 	// Index or lower (see DESIGN.md). The leader issues it periodically.
 	OpReapTombstones Op = 7
+	// OpSetClusterMeta writes ClusterID as the cluster's identity, once:
+	// writing the same ID again succeeds, another one is refused
+	// (Result.OK false).
+	OpSetClusterMeta Op = 8
+	// OpSetAutopilotConfig writes Autopilot as the autopilot
+	// configuration. With CAS it is written only if a configuration
+	// exists whose ModifyIndex equals Index, as Consul's ?cas=.
+	OpSetAutopilotConfig Op = 9
 )
 
 var opNames = [...]string{
-	OpSet:            "set",
-	OpDelete:         "delete",
-	OpCAS:            "cas",
-	OpDeleteCAS:      "delete-cas",
-	OpDeleteTree:     "delete-tree",
-	OpTxn:            "txn",
-	OpReapTombstones: "reap-tombstones",
+	OpSet:                "set",
+	OpDelete:             "delete",
+	OpCAS:                "cas",
+	OpDeleteCAS:          "delete-cas",
+	OpDeleteTree:         "delete-tree",
+	OpTxn:                "txn",
+	OpReapTombstones:     "reap-tombstones",
+	OpSetClusterMeta:     "set-cluster-meta",
+	OpSetAutopilotConfig: "set-autopilot-config",
 }
 
-func (o Op) valid() bool { return o >= OpSet && o <= OpReapTombstones }
+func (o Op) valid() bool { return o >= OpSet && o <= OpSetAutopilotConfig }
 
 // String returns the operation's name, such as "delete-tree".
 func (o Op) String() string {
@@ -132,7 +146,8 @@ func (v Verb) Writes() bool {
 }
 
 // Command is one replicated change to the state machine. Which fields
-// matter depends on Op; the others are ignored and not replicated.
+// matter depends on Op, its type; the others are ignored and not
+// replicated.
 type Command struct {
 	Op Op
 	// Key is the key, or the prefix for OpDeleteTree.
@@ -141,11 +156,19 @@ type Command struct {
 	Value []byte
 	// Flags is the opaque uint64 stored with the value (OpSet, OpCAS).
 	Flags uint64
-	// Index is the expected ModifyIndex for OpCAS and OpDeleteCAS, and the
-	// highest tombstone index to forget for OpReapTombstones.
+	// Index is the expected ModifyIndex for OpCAS, OpDeleteCAS and a CAS
+	// OpSetAutopilotConfig, and the highest tombstone index to forget for
+	// OpReapTombstones.
 	Index uint64
 	// Ops are the operations of an OpTxn, applied in order.
 	Ops []TxnOp
+	// ClusterID is the cluster's identity for OpSetClusterMeta.
+	ClusterID string
+	// Autopilot is the configuration for OpSetAutopilotConfig; its
+	// CreateIndex and ModifyIndex are ignored.
+	Autopilot AutopilotConfig
+	// CAS makes OpSetAutopilotConfig conditional on Index.
+	CAS bool
 }
 
 // TxnOp is one operation of a transaction. Key, Value, Flags and Index mean
@@ -188,6 +211,19 @@ func (c Command) Validate(maxValueSize int) error {
 	case OpReapTombstones:
 		if c.Index == 0 {
 			return fmt.Errorf("%w: reap-tombstones needs an index", ErrInvalidCommand)
+		}
+		return nil
+	case OpSetClusterMeta:
+		if c.ClusterID == "" || !utf8.ValidString(c.ClusterID) {
+			return fmt.Errorf("%w: set-cluster-meta needs a cluster ID of valid UTF-8", ErrInvalidCommand)
+		}
+		return nil
+	case OpSetAutopilotConfig:
+		if a := c.Autopilot; a.LastContactThreshold < 0 || a.ServerStabilizationTime < 0 {
+			return fmt.Errorf("%w: set-autopilot-config: durations must not be negative", ErrInvalidCommand)
+		}
+		if c.Autopilot.MinQuorum > math.MaxUint32 {
+			return fmt.Errorf("%w: set-autopilot-config: min quorum %d out of range", ErrInvalidCommand, c.Autopilot.MinQuorum)
 		}
 		return nil
 	}
@@ -267,6 +303,11 @@ func (e *TxnOpError) Unwrap() error { return e.Err }
 //	delete-tree  op prefix
 //	txn          op count { verb flags index keylen key valuelen value }*
 //	reap         op index
+//	cluster-meta op clusterID
+//	autopilot    op flags index lastContactThreshold maxTrailingLogs minQuorum serverStabilizationTime
+//
+// In autopilot, flags is a uvarint of bits (1: CAS, 2: CleanupDeadServers)
+// and the durations are nanoseconds.
 //
 // minTxnOp is the smallest encoded transaction operation: a verb byte and
 // four one-byte uvarints.
@@ -314,9 +355,36 @@ func (c Command) encode() ([]byte, error) {
 		}
 	case OpReapTombstones:
 		b = binary.AppendUvarint(b, c.Index)
+	case OpSetClusterMeta:
+		b = append(b, c.ClusterID...)
+	case OpSetAutopilotConfig:
+		a := c.Autopilot
+		var flags uint64
+		if c.CAS {
+			flags |= autopilotCAS
+		}
+		if a.CleanupDeadServers {
+			flags |= autopilotCleanup
+		}
+		for _, v := range []uint64{flags, c.Index, uint64(a.LastContactThreshold), a.MaxTrailingLogs,
+			uint64(a.MinQuorum), uint64(a.ServerStabilizationTime)} {
+			b = binary.AppendUvarint(b, v)
+		}
 	}
 	return b, nil
 }
+
+// Bits of an encoded set-autopilot-config's flags.
+const (
+	autopilotCAS     = 1
+	autopilotCleanup = 2
+)
+
+// unknownTypeError is a log entry whose command type this release does not
+// know: a newer server wrote it.
+type unknownTypeError struct{ op Op }
+
+func (e unknownTypeError) Error() string { return fmt.Sprintf("unknown command type %d", e.op) }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -431,8 +499,25 @@ func decodeCommand(b []byte) (Command, error) {
 		}
 	case OpReapTombstones:
 		c.Index = d.uvarint()
+	case OpSetClusterMeta:
+		c.ClusterID = string(d.rest())
+	case OpSetAutopilotConfig:
+		flags := d.uvarint()
+		if d.err == nil && flags&^(autopilotCAS|autopilotCleanup) != 0 {
+			return Command{}, fmt.Errorf("decode %s: unknown flags %#x", c.Op, flags)
+		}
+		c.CAS, c.Autopilot.CleanupDeadServers = flags&autopilotCAS != 0, flags&autopilotCleanup != 0
+		c.Index = d.uvarint()
+		c.Autopilot.LastContactThreshold = time.Duration(d.uvarint())
+		c.Autopilot.MaxTrailingLogs = d.uvarint()
+		minQuorum := d.uvarint()
+		if minQuorum > math.MaxUint32 {
+			return Command{}, fmt.Errorf("decode %s: min quorum %d out of range", c.Op, minQuorum)
+		}
+		c.Autopilot.MinQuorum = uint(minQuorum)
+		c.Autopilot.ServerStabilizationTime = time.Duration(d.uvarint())
 	default:
-		return Command{}, fmt.Errorf("unknown operation %d", c.Op)
+		return Command{}, unknownTypeError{c.Op}
 	}
 	if err := d.end(); err != nil {
 		return Command{}, fmt.Errorf("decode %s: %w", c.Op, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -42,6 +43,11 @@ func TestCommandEncodeDecode(t *testing.T) {
 		{"delete-tree", Command{Op: OpDeleteTree, Key: "a/"}},
 		{"delete-tree everything", Command{Op: OpDeleteTree}},
 		{"reap", Command{Op: OpReapTombstones, Index: 12345}},
+		{"set-cluster-meta", Command{Op: OpSetClusterMeta, ClusterID: "6f1c2b9e-cluster"}},
+		{"set-autopilot-config", Command{Op: OpSetAutopilotConfig, Autopilot: AutopilotConfig{
+			CleanupDeadServers: true, LastContactThreshold: 200 * time.Millisecond, MaxTrailingLogs: 250,
+			MinQuorum: 3, ServerStabilizationTime: 10 * time.Second}}},
+		{"set-autopilot-config cas", Command{Op: OpSetAutopilotConfig, CAS: true, Index: 77}},
 		{"empty txn", Command{Op: OpTxn}},
 		{"txn", Command{Op: OpTxn, Ops: []TxnOp{
 			{Verb: VerbSet, Key: "a", Value: []byte("1"), Flags: 3},
@@ -80,7 +86,7 @@ func TestCommandEncodingIsCompact(t *testing.T) {
 func TestCommandEncodeUnknown(t *testing.T) {
 	for _, c := range []Command{
 		{Op: 0, Key: "k"},
-		{Op: 8, Key: "k"},
+		{Op: OpSetAutopilotConfig + 1, Key: "k"}, // one past the last type
 		{Op: 255, Key: "k"},
 		{Op: OpTxn, Ops: []TxnOp{{Verb: 0, Key: "k"}}},
 		{Op: OpTxn, Ops: []TxnOp{{Verb: 10, Key: "k"}}},
@@ -230,6 +236,10 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(append([]byte{byte(OpSet)}, bytes.Repeat([]byte{0xff}, 11)...))
 	f.Add([]byte{byte(OpReapTombstones), 5})
 	f.Add([]byte{byte(OpDeleteTree)})
+	f.Add([]byte{byte(OpSetClusterMeta), 'i', 'd'})
+	f.Add([]byte{byte(OpSetAutopilotConfig), 3, 5, 1, 2, 3, 4})
+	f.Add([]byte{byte(OpSetAutopilotConfig), 4, 0, 0, 0, 0, 0}) // unknown flag
+	f.Add([]byte{42, 1, 2, 3})                                  // a type from a newer release
 	for _, c := range []Command{
 		{Op: OpCAS, Key: "a", Value: []byte("x"), Index: 3},
 		{Op: OpDeleteCAS, Key: "a", Index: 3},

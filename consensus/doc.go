@@ -15,9 +15,12 @@
 //
 // Timing scales with the raft_multiplier; see TimingFor.
 //
-// The replicated state machine (FSM) is Consul's key/value store. The
+// The replicated state machine (FSM) is one go-memdb store of tables:
+// Consul's key/value store with its tombstones, the cluster's metadata, the
+// autopilot configuration, and tables reserved for sessions and ACLs. The
 // leader's Apply checks a Command (set, cas, delete, delete-cas,
-// delete-tree, or a transaction of Consul's /v1/txn KV verbs), appends it to
+// delete-tree, a transaction of Consul's /v1/txn KV verbs, set-cluster-meta
+// or set-autopilot-config; the type leads its log entry), appends it to
 // the log as one compact binary entry, and returns its Result once applied:
 // the log index, whether a check-and-set or transaction went through, and a
 // transaction's results or errors. Every server applies the same entries in
@@ -30,7 +33,8 @@
 // across deletes). WaitKey and WaitPrefix block until that index passes a
 // given one, on watch channels that cost nothing to drop.
 //
-// Snapshots stream the store record by record. SaveSnapshot and
+// Snapshots stream every table record by record, in a versioned format
+// (this release writes version 2 and still reads version 1). SaveSnapshot and
 // RestoreSnapshot move the same stream in and out of a running cluster.
 //
 // Shutdown stops Raft, then closes the transport and the stores.

@@ -46,6 +46,11 @@ var (
 	// complete, intact snapshot. A stream that ends early also matches
 	// io.ErrUnexpectedEOF.
 	ErrCorruptSnapshot = errors.New("corrupt snapshot")
+	// ErrSnapshotTooNew is returned (wrapped) by Restore, RestoreSnapshot
+	// and InspectSnapshot for a snapshot of a format version newer than
+	// this release reads: restore it with a newer Conclave. The error
+	// matches ErrCorruptSnapshot too.
+	ErrSnapshotTooNew = errors.New("snapshot too new")
 )
 
 // Base Raft timing for raft_multiplier = 1; every value is multiplied by the
@@ -395,7 +400,7 @@ func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 // neither blocks writes nor forces a Raft snapshot. For an up-to-date
 // backup call it on the leader after VerifyLeader.
 func (n *Node) SaveSnapshot(w io.Writer) (SnapshotInfo, error) {
-	return writeSnapshot(w, n.fsm.state.Load())
+	return writeSnapshot(w, n.fsm.View())
 }
 
 // RestoreSnapshot replaces the state of the whole cluster with the

@@ -239,8 +239,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RestoreSnapshot: %v", err)
 	}
-	if got != info {
-		t.Errorf("RestoreSnapshot = %+v, want %+v", got, info)
+	if diff := cmp.Diff(got, info); diff != "" {
+		t.Errorf("RestoreSnapshot mismatch (-got +want):\n%s", diff)
 	}
 	for _, n := range nodes {
 		testutil.WaitFor(t, waitTimeout, func() error {

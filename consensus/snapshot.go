@@ -2,34 +2,46 @@ package consensus
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
+	"time"
 
-	iradix "github.com/hashicorp/go-immutable-radix"
+	memdb "github.com/hashicorp/go-memdb"
 )
 
-// Snapshot stream format, version 1. Integers are uvarints unless noted.
+// Snapshot stream format, version 2: every table of the store. Integers
+// are uvarints unless noted.
 //
-//	header     "CNCLVKV" version(1 byte)
-//	meta       applied kvIndex reapThrough reapIndex
-//	entry*     0x01 keylen key flags createIndex modifyIndex lockIndex valuelen value
-//	tombstone* 0x02 keylen key index
-//	end        0x03 entries tombstones crc32c(4 bytes, big-endian)
+//	header   "CNCLVKV" version(1 byte)
+//	table*   tag(1 byte) rows row*
+//	end      0x00 crc32c(4 bytes, big-endian)
 //
-// Entries come in strictly increasing key order, then tombstones likewise.
-// The CRC-32C covers every byte before it. Nothing may follow it, so a
-// stream cut anywhere, even between records, is an error.
+// The tables come in the order of snapshotTables, each exactly once, its
+// rows in strictly increasing key order:
+//
+//	0x01 index            namelen name value
+//	0x02 meta             idlen clusterID createIndex modifyIndex                   (at most one row)
+//	0x03 autopilot_config flags lastContact maxTrailing minQuorum stabilization createIndex modifyIndex (at most one row)
+//	0x04 kvs              keylen key flags createIndex modifyIndex lockIndex sessionlen session valuelen value
+//	0x05 tombstones       keylen key index
+//
+// In autopilot_config, flags is 1 for CleanupDeadServers and durations are
+// nanoseconds. The CRC-32C covers every byte before it. Nothing may follow
+// it, so a stream cut anywhere, even between records, is an error. The
+// sessions and ACL tables have no section yet: no command writes them, so
+// they are always empty; the version that brings their commands adds
+// their sections, and a new format version.
+//
+// Version 1 (snapshot_v1.go), the key/value store before tables, is still
+// read.
 const (
 	snapshotMagic   = "CNCLVKV"
-	snapshotVersion = 1
+	snapshotVersion = 2
 
-	recEntry     = 0x01
-	recTombstone = 0x02
-	recEnd       = 0x03
+	secEnd = 0x00
 
 	// snapshotBuffer is the bufio size on both sides, and the step in
 	// which a long key or value is read.
@@ -44,20 +56,51 @@ var errEmptySnapshot = fmt.Errorf("%w: empty stream", ErrCorruptSnapshot)
 // SnapshotInfo describes a snapshot stream.
 type SnapshotInfo struct {
 	// Index is the highest Raft index in the stream: the applied index
-	// it was taken at, or any higher CreateIndex, ModifyIndex or tombstone.
+	// it was taken at, or any higher index of a row.
 	Index uint64
-	// Entries and Tombstones count the records.
+	// Entries and Tombstones count the key/value table's rows.
 	Entries, Tombstones int
+	// Tables counts the rows of every table in the stream, in the order
+	// of the stream ("index", "meta", "autopilot_config", "kvs",
+	// "tombstones").
+	Tables []TableCount
 	// Size is the length of the stream in bytes.
 	Size int64
+}
+
+// TableCount is the number of rows of one table in a snapshot.
+type TableCount struct {
+	Table string
+	Rows  int
 }
 
 // InspectSnapshot reads a whole snapshot stream, checks it as Restore
 // would (format, order, counts, checksum, nothing after the end) without
 // keeping its contents, and describes it.
 func InspectSnapshot(r io.Reader) (SnapshotInfo, error) {
-	_, info, err := readSnapshot(r, false)
-	return info, err
+	return readSnapshot(r, nil)
+}
+
+// snapshotTable is one table's section: how its rows are written and read.
+type snapshotTable struct {
+	tag  byte
+	name string
+	// single tables hold at most one row.
+	single bool
+	// write appends the row's record to rec, and returns a tail written
+	// after it without copying (a value), and the row's highest index.
+	write func(rec []byte, row any) ([]byte, []byte, uint64)
+	// read reads one row and returns it, its key (for the order check) and
+	// its highest index.
+	read func(r *snapReader) (row any, key string, index uint64, err error)
+}
+
+var snapshotTables = []snapshotTable{
+	{tag: 0x01, name: tableIndex, write: writeIndexRow, read: readIndexRow},
+	{tag: 0x02, name: tableMeta, single: true, write: writeMetaRow, read: readMetaRow},
+	{tag: 0x03, name: tableAutopilot, single: true, write: writeAutopilotRow, read: readAutopilotRow},
+	{tag: 0x04, name: tableKVs, write: writeEntryRow, read: readEntryRow},
+	{tag: 0x05, name: tableTombstones, write: writeTombstoneRow, read: readTombstoneRow},
 }
 
 // hashWriter counts and checksums what goes through it to w.
@@ -74,54 +117,47 @@ func (h *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func writeSnapshot(w io.Writer, s *state) (SnapshotInfo, error) {
-	info := SnapshotInfo{Index: max(s.applied, s.kvIndex, s.reapIndex)}
+func writeSnapshot(w io.Writer, v View) (SnapshotInfo, error) {
+	var info SnapshotInfo
 	hw := &hashWriter{w: w}
 	bw := bufio.NewWriterSize(hw, snapshotBuffer)
 	rec := make([]byte, 0, 128)
 
 	rec = append(rec, snapshotMagic...)
 	rec = append(rec, snapshotVersion)
-	for _, v := range []uint64{s.applied, s.kvIndex, s.reapThrough, s.reapIndex} {
-		rec = binary.AppendUvarint(rec, v)
-	}
 	if _, err := bw.Write(rec); err != nil {
 		return info, err
 	}
-
-	it := s.kv.Root().Iterator()
-	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
-		e := raw.(*Entry)
-		rec = append(rec[:0], recEntry)
-		rec = appendString(rec, e.Key)
-		for _, v := range []uint64{e.Flags, e.CreateIndex, e.ModifyIndex, e.LockIndex, uint64(len(e.Value))} {
-			rec = binary.AppendUvarint(rec, v)
+	for _, st := range snapshotTables {
+		rows := 0
+		it, err := v.txn.Get(st.name, "id")
+		must(err)
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			rows++
 		}
+		rec = binary.AppendUvarint(append(rec[:0], st.tag), uint64(rows))
 		if _, err := bw.Write(rec); err != nil {
 			return info, err
 		}
-		if _, err := bw.Write(e.Value); err != nil {
-			return info, err
+		// A read transaction is immutable: the second pass sees the rows
+		// the first one counted.
+		it, err = v.txn.Get(st.name, "id")
+		must(err)
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			var tail []byte
+			var idx uint64
+			rec, tail, idx = st.write(rec[:0], raw)
+			if _, err := bw.Write(rec); err != nil {
+				return info, err
+			}
+			if _, err := bw.Write(tail); err != nil {
+				return info, err
+			}
+			info.Index = max(info.Index, idx)
 		}
-		info.Entries++
-		info.Index = max(info.Index, e.CreateIndex, e.ModifyIndex)
+		info.count(st.name, rows)
 	}
-	it = s.tombs.Root().Iterator()
-	for k, raw, ok := it.Next(); ok; k, raw, ok = it.Next() {
-		rec = append(rec[:0], recTombstone)
-		rec = binary.AppendUvarint(rec, uint64(len(k)))
-		rec = append(rec, k...)
-		rec = binary.AppendUvarint(rec, raw.(uint64))
-		if _, err := bw.Write(rec); err != nil {
-			return info, err
-		}
-		info.Tombstones++
-		info.Index = max(info.Index, raw.(uint64))
-	}
-	rec = append(rec[:0], recEnd)
-	rec = binary.AppendUvarint(rec, uint64(info.Entries))
-	rec = binary.AppendUvarint(rec, uint64(info.Tombstones))
-	if _, err := bw.Write(rec); err != nil {
+	if err := bw.WriteByte(secEnd); err != nil {
 		return info, err
 	}
 	if err := bw.Flush(); err != nil {
@@ -134,6 +170,59 @@ func writeSnapshot(w io.Writer, s *state) (SnapshotInfo, error) {
 	}
 	info.Size = hw.n + int64(len(sum))
 	return info, nil
+}
+
+// count records a table's rows.
+func (info *SnapshotInfo) count(table string, rows int) {
+	info.Tables = append(info.Tables, TableCount{Table: table, Rows: rows})
+	switch table {
+	case tableKVs:
+		info.Entries = rows
+	case tableTombstones:
+		info.Tombstones = rows
+	}
+}
+
+func writeIndexRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	r := row.(*indexRow)
+	rec = appendString(rec, r.Name)
+	return binary.AppendUvarint(rec, r.Value), nil, r.Value
+}
+
+func writeMetaRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	m := row.(*ClusterMeta)
+	rec = appendString(rec, m.ClusterID)
+	rec = binary.AppendUvarint(rec, m.CreateIndex)
+	return binary.AppendUvarint(rec, m.ModifyIndex), nil, max(m.CreateIndex, m.ModifyIndex)
+}
+
+func writeAutopilotRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	c := row.(*AutopilotConfig)
+	var flags uint64
+	if c.CleanupDeadServers {
+		flags = 1
+	}
+	for _, v := range []uint64{flags, uint64(c.LastContactThreshold), c.MaxTrailingLogs, uint64(c.MinQuorum),
+		uint64(c.ServerStabilizationTime), c.CreateIndex, c.ModifyIndex} {
+		rec = binary.AppendUvarint(rec, v)
+	}
+	return rec, nil, max(c.CreateIndex, c.ModifyIndex)
+}
+
+func writeEntryRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	e := row.(*Entry)
+	rec = appendString(rec, e.Key)
+	for _, v := range []uint64{e.Flags, e.CreateIndex, e.ModifyIndex, e.LockIndex} {
+		rec = binary.AppendUvarint(rec, v)
+	}
+	rec = appendString(rec, e.Session)
+	return binary.AppendUvarint(rec, uint64(len(e.Value))), e.Value, max(e.CreateIndex, e.ModifyIndex)
+}
+
+func writeTombstoneRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	t := row.(*tombstone)
+	rec = appendString(rec, t.Key)
+	return binary.AppendUvarint(rec, t.Index), nil, t.Index
 }
 
 // snapReader reads the stream through a buffer, counting and checksumming
@@ -218,148 +307,207 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 }
 
-// readSnapshot reads and checks a snapshot stream. With build it also
-// returns the state the stream holds; without, it keeps nothing, so a
-// stream of any size is checked in bounded memory.
-func readSnapshot(src io.Reader, build bool) (*state, SnapshotInfo, error) {
+// string reads a length and that many bytes.
+func (r *snapReader) string(what string) (string, error) {
+	n, err := r.uvarint(what + " length")
+	if err != nil {
+		return "", err
+	}
+	b, err := r.bytes(what, n)
+	return string(b), err
+}
+
+// uvarints reads one uvarint into each of ps.
+func (r *snapReader) uvarints(what string, ps ...*uint64) error {
+	for _, p := range ps {
+		v, err := r.uvarint(what)
+		if err != nil {
+			return err
+		}
+		*p = v
+	}
+	return nil
+}
+
+// readSnapshot reads and checks a snapshot stream of any supported
+// version. With txn it also inserts the rows into it (which Restore
+// empties first); without, it keeps nothing, so a stream of any size is
+// checked in bounded memory.
+func readSnapshot(src io.Reader, txn *memdb.Txn) (SnapshotInfo, error) {
 	var info SnapshotInfo
 	r := &snapReader{r: bufio.NewReaderSize(src, snapshotBuffer)}
 	if _, err := r.r.Peek(1); err == io.EOF {
-		return nil, info, errEmptySnapshot
+		return info, errEmptySnapshot
 	}
 	hdr, err := r.bytes("header", uint64(len(snapshotMagic)+1))
 	if err != nil {
-		return nil, info, err
+		return info, err
 	}
 	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, info, corrupt("not a conclave key/value snapshot")
+		return info, corrupt("not a conclave snapshot")
 	}
-	if v := hdr[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, info, corrupt("unsupported snapshot version %d", v)
+	l := loader{txn: txn}
+	switch v := hdr[len(snapshotMagic)]; {
+	case v == 1:
+		err = readSnapshotV1(r, &l, &info)
+	case v == snapshotVersion:
+		err = readSnapshotV2(r, &l, &info)
+	case v > snapshotVersion:
+		return info, tooNewError(v)
+	default:
+		return info, corrupt("unsupported snapshot version %d", v)
 	}
-	s := &state{}
-	for _, p := range []*uint64{&s.applied, &s.kvIndex, &s.reapThrough, &s.reapIndex} {
-		if *p, err = r.uvarint("header"); err != nil {
-			return nil, info, err
-		}
+	if err != nil {
+		return info, err
 	}
-	info.Index = max(s.applied, s.kvIndex, s.reapIndex)
+	return info, r.finish(&info)
+}
 
-	var kv, tombs *iradix.Txn
-	if build {
-		kv, tombs = iradix.New().Txn(), iradix.New().Txn()
+// tooNewError is a snapshot of a newer format version. It matches
+// ErrSnapshotTooNew, and ErrCorruptSnapshot too: a damaged version byte
+// looks the same, and to a caller of this release the stream is unusable
+// either way.
+type tooNewError byte
+
+func (e tooNewError) Error() string {
+	return fmt.Sprintf("snapshot format version %d is newer than this Conclave supports (%d): upgrade Conclave to restore it",
+		byte(e), snapshotVersion)
+}
+
+// Is matches ErrSnapshotTooNew and ErrCorruptSnapshot.
+func (e tooNewError) Is(target error) bool {
+	return target == ErrSnapshotTooNew || target == ErrCorruptSnapshot
+}
+
+// loader inserts restored rows into a write transaction, or nowhere when
+// the stream is only checked.
+type loader struct{ txn *memdb.Txn }
+
+func (l *loader) insert(table string, row any) {
+	if l.txn != nil {
+		must(l.txn.Insert(table, row))
 	}
-	var prev []byte
-	inTombs := false
-	for {
+}
+
+func readSnapshotV2(r *snapReader, l *loader, info *SnapshotInfo) error {
+	for _, st := range snapshotTables {
 		tag, err := r.ReadByte()
 		if err != nil {
-			return nil, info, r.fail("record tag", err)
+			return r.fail("table tag", err)
 		}
-		switch tag {
-		case recEntry:
-			if inTombs {
-				return nil, info, corrupt("entry after tombstones")
-			}
-			e, key, err := r.entry()
+		if tag != st.tag {
+			return corrupt("table tag %d at byte %d, want %d (%s)", tag, r.n-1, st.tag, st.name)
+		}
+		n, err := r.uvarint(st.name + " row count")
+		if err != nil {
+			return err
+		}
+		if st.single && n > 1 {
+			return corrupt("%d rows in the single row table %s", n, st.name)
+		}
+		var prev string
+		// n is only a bound: each row is read from bytes that arrive, so a
+		// corrupt count costs nothing ahead.
+		for i := uint64(0); i < n; i++ {
+			row, key, idx, err := st.read(r)
 			if err != nil {
-				return nil, info, err
+				return err
 			}
-			if prev != nil && bytes.Compare(key, prev) <= 0 {
-				return nil, info, corrupt("entry %q out of order", key)
+			if i > 0 && key <= prev {
+				return corrupt("%s row %q out of order", st.name, key)
 			}
 			prev = key
-			info.Entries++
-			info.Index = max(info.Index, e.CreateIndex, e.ModifyIndex)
-			if build {
-				kv.Insert(key, e)
-			}
-		case recTombstone:
-			if !inTombs {
-				inTombs, prev = true, nil
-			}
-			n, err := r.uvarint("tombstone key length")
-			if err != nil {
-				return nil, info, err
-			}
-			key, err := r.bytes("tombstone key", n)
-			if err != nil {
-				return nil, info, err
-			}
-			idx, err := r.uvarint("tombstone index")
-			if err != nil {
-				return nil, info, err
-			}
-			if prev != nil && bytes.Compare(key, prev) <= 0 {
-				return nil, info, corrupt("tombstone %q out of order", key)
-			}
-			if key == nil {
-				key = []byte{}
-			}
-			prev = key
-			info.Tombstones++
 			info.Index = max(info.Index, idx)
-			if build {
-				tombs.Insert(key, idx)
-			}
-		case recEnd:
-			if err := r.end(&info); err != nil {
-				return nil, info, err
-			}
-			if !build {
-				return nil, info, nil
-			}
-			s.kv, s.tombs = kv.Commit(), tombs.Commit()
-			return s, info, nil
-		default:
-			return nil, info, corrupt("unknown record type %d at byte %d", tag, r.n-1)
+			l.insert(st.name, row)
 		}
+		info.count(st.name, int(n))
 	}
+	tag, err := r.ReadByte()
+	if err != nil {
+		return r.fail("end record", err)
+	}
+	if tag != secEnd {
+		return corrupt("record type %d at byte %d after the last table", tag, r.n-1)
+	}
+	return nil
 }
 
-func (r *snapReader) entry() (*Entry, []byte, error) {
-	n, err := r.uvarint("entry key length")
+func readIndexRow(r *snapReader) (any, string, uint64, error) {
+	row := &indexRow{}
+	var err error
+	if row.Name, err = r.string("index name"); err != nil {
+		return nil, "", 0, err
+	}
+	if err := r.uvarints("index "+row.Name, &row.Value); err != nil {
+		return nil, "", 0, err
+	}
+	return row, row.Name, row.Value, nil
+}
+
+func readMetaRow(r *snapReader) (any, string, uint64, error) {
+	m := &ClusterMeta{}
+	var err error
+	if m.ClusterID, err = r.string("cluster ID"); err != nil {
+		return nil, "", 0, err
+	}
+	if err := r.uvarints("cluster meta", &m.CreateIndex, &m.ModifyIndex); err != nil {
+		return nil, "", 0, err
+	}
+	return m, "", max(m.CreateIndex, m.ModifyIndex), nil
+}
+
+func readAutopilotRow(r *snapReader) (any, string, uint64, error) {
+	var flags, lastContact, minQuorum, stabilization uint64
+	c := &AutopilotConfig{}
+	if err := r.uvarints("autopilot config", &flags, &lastContact, &c.MaxTrailingLogs, &minQuorum,
+		&stabilization, &c.CreateIndex, &c.ModifyIndex); err != nil {
+		return nil, "", 0, err
+	}
+	if flags > 1 || lastContact > math.MaxInt64 || stabilization > math.MaxInt64 || minQuorum > math.MaxUint32 {
+		return nil, "", 0, corrupt("autopilot config out of range at byte %d", r.n)
+	}
+	c.CleanupDeadServers = flags == 1
+	c.LastContactThreshold, c.ServerStabilizationTime = time.Duration(lastContact), time.Duration(stabilization)
+	c.MinQuorum = uint(minQuorum)
+	return c, "", max(c.CreateIndex, c.ModifyIndex), nil
+}
+
+func readEntryRow(r *snapReader) (any, string, uint64, error) {
+	e := &Entry{}
+	var err error
+	if e.Key, err = r.string("entry key"); err != nil {
+		return nil, "", 0, err
+	}
+	if err := r.uvarints("entry "+e.Key, &e.Flags, &e.CreateIndex, &e.ModifyIndex, &e.LockIndex); err != nil {
+		return nil, "", 0, err
+	}
+	if e.Session, err = r.string("session of " + e.Key); err != nil {
+		return nil, "", 0, err
+	}
+	n, err := r.uvarint("entry " + e.Key)
 	if err != nil {
-		return nil, nil, err
-	}
-	key, err := r.bytes("entry key", n)
-	if err != nil {
-		return nil, nil, err
-	}
-	if key == nil {
-		key = []byte{}
-	}
-	e := &Entry{Key: string(key)}
-	for _, p := range []*uint64{&e.Flags, &e.CreateIndex, &e.ModifyIndex, &e.LockIndex} {
-		if *p, err = r.uvarint("entry " + e.Key); err != nil {
-			return nil, nil, err
-		}
-	}
-	n, err = r.uvarint("entry " + e.Key)
-	if err != nil {
-		return nil, nil, err
+		return nil, "", 0, err
 	}
 	if e.Value, err = r.bytes("value of "+e.Key, n); err != nil {
-		return nil, nil, err
+		return nil, "", 0, err
 	}
-	return e, key, nil
+	return e, e.Key, max(e.CreateIndex, e.ModifyIndex), nil
 }
 
-// end reads the end record, checks the counts and the checksum, and that
-// the stream ends there.
-func (r *snapReader) end(info *SnapshotInfo) error {
-	entries, err := r.uvarint("end record")
-	if err != nil {
-		return err
+func readTombstoneRow(r *snapReader) (any, string, uint64, error) {
+	t := &tombstone{}
+	var err error
+	if t.Key, err = r.string("tombstone key"); err != nil {
+		return nil, "", 0, err
 	}
-	tombs, err := r.uvarint("end record")
-	if err != nil {
-		return err
+	if err := r.uvarints("tombstone "+t.Key, &t.Index); err != nil {
+		return nil, "", 0, err
 	}
-	if entries != uint64(info.Entries) || tombs != uint64(info.Tombstones) {
-		return corrupt("end record counts %d entries and %d tombstones, stream holds %d and %d",
-			entries, tombs, info.Entries, info.Tombstones)
-	}
+	return t, t.Key, t.Index, nil
+}
+
+// finish reads and checks the checksum, and that the stream ends there.
+func (r *snapReader) finish(info *SnapshotInfo) error {
 	want := r.crc
 	var sum [4]byte
 	if _, err := io.ReadFull(r.r, sum[:]); err != nil {

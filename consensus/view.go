@@ -1,34 +1,44 @@
 package consensus
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
 )
 
-// View is one consistent, immutable version of the store. Reads on a View
-// take no lock, and all of them answer from the same Raft index, so an
-// entry and the index reported with it always agree. Take a new View to
-// see later writes. The zero View is not usable; get one from FSM.View,
-// Node.View or a Wait method.
-type View struct{ s *state }
+// View is one consistent, immutable version of the store: a go-memdb read
+// transaction. Reads on a View take no lock, and all of them answer from
+// the same Raft index, so an entry and the index reported with it always
+// agree. Take a new View to see later writes. The zero View is not usable;
+// get one from FSM.View, Node.View or a Wait method.
+type View struct{ txn *memdb.Txn }
 
 // View returns the current version of the store.
-func (f *FSM) View() View { return View{f.state.Load()} }
+func (f *FSM) View() View { return View{f.db.Txn(false)} }
 
 // AppliedIndex is the index of the last log entry this version includes
 // (for a restored snapshot, the index it was taken at).
-func (v View) AppliedIndex() uint64 { return v.s.applied }
+func (v View) AppliedIndex() uint64 { return index(v.txn, idxApplied) }
 
-// Len returns the number of keys.
-func (v View) Len() int { return v.s.kv.Len() }
+// Len returns the number of keys. It counts them.
+func (v View) Len() int {
+	n := 0
+	v.each("", func(*Entry) { n++ })
+	return n
+}
+
+func (v View) each(prefix string, fn func(*Entry)) { (&tx{mt: v.txn}).each(prefix, fn) }
+
+func (v View) entry(key string) *Entry { return (&tx{mt: v.txn}).get(key) }
 
 // Get returns the entry for key.
 func (v View) Get(key string) (Entry, bool) {
-	if raw, ok := v.s.kv.Get([]byte(key)); ok {
-		return *raw.(*Entry), true
+	if e := v.entry(key); e != nil {
+		return *e, true
 	}
 	return Entry{}, false
 }
@@ -36,11 +46,7 @@ func (v View) Get(key string) (Entry, bool) {
 // List returns the entries whose keys begin with prefix, sorted by key.
 func (v View) List(prefix string) []Entry {
 	var out []Entry
-	it := v.s.kv.Root().Iterator()
-	it.SeekPrefix([]byte(prefix))
-	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
-		out = append(out, *raw.(*Entry))
-	}
+	v.each(prefix, func(e *Entry) { out = append(out, *e) })
 	return out
 }
 
@@ -51,76 +57,76 @@ func (v View) List(prefix string) []Entry {
 // give one "a/b/".
 func (v View) Keys(prefix, separator string) []string {
 	var out []string
-	sep := []byte(separator)
-	it := v.s.kv.Root().Iterator()
-	it.SeekPrefix([]byte(prefix))
-	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
-		if len(sep) > 0 {
-			if i := bytes.Index(k[len(prefix):], sep); i >= 0 {
-				k = k[:len(prefix)+i+len(sep)]
+	v.each(prefix, func(e *Entry) {
+		k := e.Key
+		if separator != "" {
+			if i := strings.Index(k[len(prefix):], separator); i >= 0 {
+				k = k[:len(prefix)+i+len(separator)]
 				// Keys that share a cut are adjacent in key order.
-				if n := len(out); n > 0 && out[n-1] == string(k) {
-					continue
+				if n := len(out); n > 0 && out[n-1] == k {
+					return
 				}
 			}
 		}
-		out = append(out, string(k))
-	}
+		out = append(out, k)
+	})
 	return out
 }
 
+// kvIndex is the log index of the last command that changed the key/value
+// table or its tombstones: Consul's index of the kvs and tombstones tables.
+func (v View) kvIndex() uint64 { return index(v.txn, tableKVs) }
+
 // KeyIndex is the index to report (as X-Consul-Index) for a read of key:
 // the entry's ModifyIndex; for a missing key, the index of the delete
-// that removed it if its tombstone is still kept; otherwise the store's
+// that removed it if its tombstone is still kept; otherwise the table's
 // last change (Consul's answer for a missing key). It is never 0, since
 // index 0 would make a blocking query return at once.
 func (v View) KeyIndex(key string) uint64 {
-	kb := []byte(key)
-	if raw, ok := v.s.kv.Get(kb); ok {
-		return raw.(*Entry).ModifyIndex
+	if e := v.entry(key); e != nil {
+		return e.ModifyIndex
 	}
-	if raw, ok := v.s.tombs.Get(kb); ok {
-		return raw.(uint64)
+	raw, err := v.txn.First(tableTombstones, "id", key)
+	must(err)
+	if raw != nil {
+		return raw.(*tombstone).Index
 	}
-	return max(v.s.kvIndex, 1)
+	return max(v.kvIndex(), 1)
 }
 
 // PrefixIndex is the index to report for a list or keys read of prefix:
 // the highest ModifyIndex under the prefix or tombstone under it (so a
-// delete moves it forward); the store's last change when there is
+// delete moves it forward); the table's last change when there is
 // neither, or for the empty prefix, as in Consul. Unlike Consul's, it never
 // goes backwards when tombstones are reaped: a result no higher than the
 // reaped tombstones is raised to the index of the reap. It is never 0.
 func (v View) PrefixIndex(prefix string) uint64 {
 	if prefix == "" {
-		return max(v.s.kvIndex, 1)
+		return max(v.kvIndex(), 1)
 	}
-	pb := []byte(prefix)
 	var idx uint64
-	it := v.s.kv.Root().Iterator()
-	it.SeekPrefix(pb)
-	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
-		idx = max(idx, raw.(*Entry).ModifyIndex)
-	}
-	it = v.s.tombs.Root().Iterator()
-	it.SeekPrefix(pb)
-	for _, raw, ok := it.Next(); ok; _, raw, ok = it.Next() {
-		idx = max(idx, raw.(uint64))
+	v.each(prefix, func(e *Entry) { idx = max(idx, e.ModifyIndex) })
+	it, err := v.txn.Get(tableTombstones, "id_prefix", prefix)
+	must(err)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		idx = max(idx, raw.(*tombstone).Index)
 	}
 	switch {
 	case idx == 0:
-		return max(v.s.kvIndex, 1)
-	case idx <= v.s.reapThrough:
-		return max(idx, v.s.reapIndex)
+		return max(v.kvIndex(), 1)
+	case idx <= index(v.txn, idxReapThrough):
+		return max(idx, index(v.txn, idxReapIndex))
 	}
 	return idx
 }
 
 // WatchKey returns a channel that is closed when a later write may have
 // changed key. It can close for a nearby key too (the channel belongs to
-// the closest radix node); compare KeyIndex before and after.
+// the closest radix node of the table's index); compare KeyIndex before
+// and after.
 func (v View) WatchKey(key string) <-chan struct{} {
-	ch, _, _ := v.s.kv.Root().GetWatch([]byte(key))
+	ch, _, err := v.txn.FirstWatch(tableKVs, "id", key)
+	must(err)
 	return ch
 }
 
@@ -131,8 +137,47 @@ func (v View) WatchKey(key string) <-chan struct{} {
 // costs nothing and needs no cancel: a watcher that loses interest drops
 // the channel.
 func (v View) WatchPrefix(prefix string) <-chan struct{} {
-	return v.s.kv.Root().Iterator().SeekPrefixWatch([]byte(prefix))
+	it, err := v.txn.Get(tableKVs, "id_prefix", prefix)
+	must(err)
+	return it.WatchCh()
 }
+
+// WatchTable returns a channel that is closed when a later write changes
+// table ("kvs", "tombstones", "meta", "autopilot_config"): the channel of
+// the root of the table's primary index, which every write to the table
+// copies. A blocking query on a whole table compares TableIndex.
+func (v View) WatchTable(table string) <-chan struct{} {
+	ch, _, err := v.txn.FirstWatch(table, "id")
+	must(err)
+	return ch
+}
+
+// ClusterMeta returns the cluster's metadata, and false before
+// set-cluster-meta has written it.
+func (v View) ClusterMeta() (ClusterMeta, bool) {
+	raw, err := v.txn.First(tableMeta, "id")
+	must(err)
+	if raw == nil {
+		return ClusterMeta{}, false
+	}
+	return *raw.(*ClusterMeta), true
+}
+
+// AutopilotConfig returns the replicated autopilot configuration, and
+// false before set-autopilot-config has written one.
+func (v View) AutopilotConfig() (AutopilotConfig, bool) {
+	raw, err := v.txn.First(tableAutopilot, "id")
+	must(err)
+	if raw == nil {
+		return AutopilotConfig{}, false
+	}
+	return *raw.(*AutopilotConfig), true
+}
+
+// TableIndex is the log index of the last change to table ("kvs",
+// "meta", "autopilot_config"), for X-Consul-Index on a read of the whole
+// table; 0 if it never changed.
+func (v View) TableIndex(table string) uint64 { return index(v.txn, table) }
 
 // ReadTxn runs a transaction of reads only (get, get-tree, check-index,
 // check-not-exists) against this view, without Raft, as Consul serves a
@@ -147,15 +192,15 @@ func (v View) ReadTxn(ops []TxnOp) (Result, error) {
 			return Result{}, &TxnOpError{OpIndex: i, Err: errNotRead(op.Verb)}
 		}
 	}
-	var t tx
-	t.init(v.s, v.s.applied, false)
+	// The reads run on the view's read transaction; none of them writes.
+	t := tx{idx: v.AppliedIndex(), mt: v.txn}
 	return t.txn(ops), nil
 }
 
 // WriteTo writes this version as a snapshot stream, the format FSM.Restore
 // and Node.RestoreSnapshot read.
 func (v View) WriteTo(w io.Writer) (int64, error) {
-	info, err := writeSnapshot(w, v.s)
+	info, err := writeSnapshot(w, v)
 	return info.Size, err
 }
 

@@ -189,12 +189,13 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // The snapshot stream, as the agent's consensus package writes it (format
-// version 1): a header of snapshotMagic and a version byte, the records,
-// then a big-endian CRC-32C of every byte before it in the last 4 bytes.
-// These constants must change with that format.
+// versions 1 and 2 share this frame): a header of snapshotMagic and a
+// version byte, the records, then a big-endian CRC-32C of every byte
+// before it in the last 4 bytes. These constants must change with that
+// format.
 const (
 	snapshotMagic    = "CNCLVKV"
-	snapshotVersion  = 1
+	snapshotVersion  = 2 // the newest this client knows; 1 is read too
 	snapshotCRCBytes = 4
 )
 
@@ -220,7 +221,7 @@ func VerifySnapshot(r io.Reader) error {
 		return fmt.Errorf("%w: truncated in the header", ErrCorruptSnapshot)
 	case err != nil:
 		return fmt.Errorf("read snapshot: %w", err)
-	case hdr[len(snapshotMagic)] != snapshotVersion:
+	case hdr[len(snapshotMagic)] < 1 || hdr[len(snapshotMagic)] > snapshotVersion:
 		return fmt.Errorf("%w: %d (this client knows %d)", ErrSnapshotVersion, hdr[len(snapshotMagic)], snapshotVersion)
 	}
 	crc := &trailingCRC{}

@@ -265,8 +265,12 @@ func TestClient_snapshotRestoreWaitsForWork(t *testing.T) {
 
 // testSnapshot returns a snapshot stream of format version 1 around body,
 // ending with its checksum as the agent writes it.
-func testSnapshot(body string) []byte {
-	b := append([]byte("CNCLVKV\x01"), body...)
+func testSnapshot(body string) []byte { return testSnapshotVersion(1, body) }
+
+// testSnapshotVersion is testSnapshot for another format version.
+func testSnapshotVersion(version byte, body string) []byte {
+	b := append([]byte("CNCLVKV"), version)
+	b = append(b, body...)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
@@ -283,6 +287,7 @@ func TestVerifySnapshot(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "valid", r: bytes.NewReader(valid)},
+		{name: "format version 2", r: bytes.NewReader(testSnapshotVersion(2, "\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00\x00"))},
 		{name: "valid one byte at a time", r: iotest.OneByteReader(bytes.NewReader(valid))},
 		{name: "valid in odd pieces", r: iotest.HalfReader(bytes.NewReader(large))},
 		{name: "large", r: bytes.NewReader(large)},
@@ -290,7 +295,7 @@ func TestVerifySnapshot(t *testing.T) {
 		{name: "other format", r: strings.NewReader("\x1f\x8b\x08gzip"), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: not a Conclave snapshot"},
 		{name: "html error page", r: strings.NewReader("<html>"), wantErr: ErrCorruptSnapshot, wantMsg: "not a Conclave snapshot"},
 		{name: "cut in the header", r: strings.NewReader("CNCLV"), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: truncated in the header"},
-		{name: "newer version", r: bytes.NewReader(append([]byte("CNCLVKV\x02"), valid[8:]...)), wantErr: ErrSnapshotVersion, wantMsg: "unknown snapshot format version: 2 (this client knows 1)"},
+		{name: "newer version", r: bytes.NewReader(append([]byte("CNCLVKV\x03"), valid[8:]...)), wantErr: ErrSnapshotVersion, wantMsg: "unknown snapshot format version: 3 (this client knows 2)"},
 		{name: "cut short", r: bytes.NewReader(valid[:len(valid)-1]), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: checksum "},
 		{name: "cut at the checksum", r: bytes.NewReader(valid[:len(valid)-4]), wantErr: ErrCorruptSnapshot},
 		{name: "header only", r: strings.NewReader("CNCLVKV\x01"), wantErr: ErrCorruptSnapshot},
