@@ -49,7 +49,10 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request) error {
 // RequestError is a request that could not be rebuilt for forwarding.
 type RequestError struct{ Err error }
 
+// Error is the underlying error's text.
 func (e *RequestError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *RequestError) Unwrap() error { return e.Err }
 
 // proxyRequest is r, headers and body, addressed to the server port at
