@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/agent/serverport"
 	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/gossip"
 	"github.com/conclavehq/conclave/test/testutil"
 )
+
+// testVersion is the version test agents report.
+const testVersion = "0.1.0"
 
 // testAgent starts an agent on a loopback address of its own with free ports and a fresh
 // data_dir (unless cb sets one), after nomad's TestServer(t, cb).
@@ -41,7 +45,7 @@ func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 	if cb != nil {
 		cb(c)
 	}
-	a, err := New(c, testutil.Logger(t).Named(name))
+	a, err := New(Options{Config: c, Logger: testutil.Logger(t).Named(name), Version: testVersion})
 	if err != nil {
 		t.Fatalf("New(%s): %v", name, err)
 	}
@@ -277,7 +281,7 @@ func TestNewFailsCleanlyWhenAPortIsTaken(t *testing.T) {
 		Ports:       config.Ports{HTTP: ports[0], SerfLAN: ports[1], Server: busy},
 		Performance: config.Performance{RaftMultiplier: 1},
 	}
-	a, err := New(c, testutil.Logger(t))
+	a, err := New(Options{Config: c, Logger: testutil.Logger(t), Version: testVersion})
 	if err == nil {
 		a.Shutdown()
 		t.Fatal("New with a taken server port = nil error, want one")
@@ -298,10 +302,10 @@ func TestNewFailsCleanlyWhenAPortIsTaken(t *testing.T) {
 // a loopback client_addr keeps leave and join local.
 func TestServerPortServesOnlyForwardedRoutes(t *testing.T) {
 	a := testAgent(t, "solo", func(c *config.Config) { c.Bootstrap = true })
-	client := newServerClient()
+	client := serverport.NewClient()
 	do := func(method, path string) int {
 		req, _ := http.NewRequest(method, "http://"+a.RaftAddr()+path, nil)
-		resp, err := client.http.Do(req)
+		resp, err := client.Send(req)
 		if err != nil {
 			t.Fatalf("%s %s over the server port: %v", method, path, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/conclavehq/conclave/agent/serverport"
 	"github.com/conclavehq/conclave/config"
 )
 
@@ -81,8 +82,8 @@ func TestDebugProfilesWhenEnabled(t *testing.T) {
 		t.Errorf("GET /debug/pprof/profile?seconds=1: %d bytes without the cpu/nanoseconds sample type", len(pb))
 	}
 
-	client := newServerClient()
-	resp, err := client.http.Get("http://" + a.RaftAddr() + "/debug/pprof/")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.RaftAddr()+"/debug/pprof/", nil)
+	resp, err := serverport.NewClient().Send(req)
 	if err != nil {
 		t.Fatalf("GET /debug/pprof/ over the server port: %v", err)
 	}

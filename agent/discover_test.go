@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/agent/httpapi"
 	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/test/fakek8s"
 	"github.com/conclavehq/conclave/test/testutil"
@@ -124,7 +125,7 @@ func TestOperatorDiscover(t *testing.T) {
 func TestOperatorDiscoverBadRequests(t *testing.T) {
 	a := testAgent(t, "client", func(c *config.Config) { c.Server = false })
 	many := url.Values{}
-	for i := range maxDiscoverEntries + 1 {
+	for i := range httpapi.MaxDiscoverEntries + 1 {
 		many.Add("q", fmt.Sprintf("10.0.0.%d", i))
 	}
 	cases := []struct {
@@ -181,7 +182,7 @@ func (h *hangingAPI) Release() { h.releaseOnce.Do(func() { close(h.release) }) }
 
 // TestOperatorDiscoverTimeout checks that a provider call that hangs
 // never hangs the handler: it answers 504 at the timeout; the calls left
-// running hold their slots, so that once maxDiscoverCalls of them hang the
+// running hold their slots, so that once httpapi.MaxDiscoverCalls of them hang the
 // endpoint answers 503 at once; and the slots come back when the calls end.
 func TestOperatorDiscoverTimeout(t *testing.T) {
 	hung := startHangingAPI(t)
@@ -190,7 +191,7 @@ func TestOperatorDiscoverTimeout(t *testing.T) {
 
 	want504 := fmt.Sprintf("entry %q did not resolve within 300ms; "+
 		"a go-discover provider call cannot be interrupted, so it goes on in the background\n", entry)
-	for i := range maxDiscoverCalls {
+	for i := range httpapi.MaxDiscoverCalls {
 		start := time.Now()
 		code, body := getDiscover(t, a, url.Values{"q": {"10.0.0.1", entry, "10.0.0.2"}, "timeout": {"300ms"}})
 		if code != http.StatusGatewayTimeout || body != want504 {

@@ -113,9 +113,7 @@ func (c *AgentCommand) Run(args []string) int {
 		JSONFormat: cfg.LogJSON,
 		Output:     os.Stdout,
 	})
-	agent.Version = Version
-
-	a, err := agent.New(cfg, logger)
+	a, err := agent.New(agent.Options{Config: cfg, Logger: logger, Version: Version})
 	if err != nil {
 		c.Ui.Error("Error starting agent: " + err.Error())
 		return 1

@@ -179,27 +179,10 @@ func resolveLocally(entries []string, port int, timeout time.Duration) ([]*api.D
 	done := make(chan []*api.DiscoverResult, 1)
 	go func() {
 		var r discover.Resolver
-		out := make([]*api.DiscoverResult, 0, len(entries))
-		for i, entry := range entries {
-			if ctx.Err() != nil {
-				break
-			}
-			current.Store(int64(i))
-			x, err := r.Explain(ctx, entry, port)
-			res := &api.DiscoverResult{
-				Entry: x.Entry, Provider: x.Provider, Args: x.Args,
-				Addrs: x.Addrs, Log: x.Log,
-			}
-			if res.Addrs == nil {
-				res.Addrs = []string{}
-			}
-			if res.Log == nil {
-				res.Log = []string{}
-			}
-			if err != nil {
-				res.Error = err.Error()
-			}
-			out = append(out, res)
+		xs := r.ExplainAll(ctx, entries, port, &current)
+		out := make([]*api.DiscoverResult, 0, len(xs))
+		for _, x := range xs {
+			out = append(out, &api.DiscoverResult{Entry: x.Entry, Provider: x.Provider, Args: x.Args, Addrs: x.Addrs, Log: x.Log, Error: x.Error})
 		}
 		done <- out
 	}()

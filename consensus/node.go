@@ -95,7 +95,7 @@ type Config struct {
 	// address, Accept yields inbound connections and Dial opens outbound
 	// ones. NewTCPStream makes a plain TCP one; the agent passes a stream
 	// that shares the server port with request forwarding.
-	Stream raft.StreamLayer
+	Stream StreamLayer
 	// DataDir is the agent's data_dir; Raft keeps data_dir/raft/raft.db and
 	// data_dir/raft/snapshots. Ignored when InMemory is set.
 	DataDir string
@@ -107,7 +107,7 @@ type Config struct {
 	// AddressProvider resolves a server ID to its current Raft address, so a
 	// server that comes back on a new IP stays reachable under its old ID.
 	// Optional; without it the address in the configuration is used.
-	AddressProvider raft.ServerAddressProvider
+	AddressProvider AddressProvider
 	// TrailingLogs is how many log entries Raft keeps after a snapshot;
 	// a server further behind catches up from the snapshot plus this tail.
 	// 0 means Raft's default (10240).
@@ -200,9 +200,9 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		ServerAddressProvider: cfg.AddressProvider,
+		ServerAddressProvider: raftAddressProvider(cfg.AddressProvider),
 		Logger:                logger.Named("transport"),
-		Stream:                cfg.Stream,
+		Stream:                raftStream{cfg.Stream},
 		MaxPool:               3,
 		Timeout:               10 * time.Second,
 	})
@@ -318,9 +318,6 @@ func (n *Node) Leader() (addr, id string) {
 
 // IsLeader reports whether this node is the leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// State returns the Raft state: Follower, Candidate, Leader or Shutdown.
-func (n *Node) State() string { return n.raft.State().String() }
 
 // LeaderCh delivers true when this node becomes leader and false when it
 // stops being leader. The channel is buffered; read it promptly.
@@ -527,7 +524,7 @@ func timeoutOf(ctx context.Context) time.Duration {
 	return 0
 }
 
-// tcpStream is a raft.StreamLayer over a listener opened here, so that a
+// tcpStream is a StreamLayer over a listener opened here, so that a
 // bind port of 0 advertises the port actually bound.
 type tcpStream struct {
 	net.Listener
@@ -536,7 +533,7 @@ type tcpStream struct {
 
 // NewTCPStream listens on bind (host:port, port 0 for any) and returns a
 // stream layer that advertises advertiseIP with the port actually bound.
-func NewTCPStream(bind, advertiseIP string) (raft.StreamLayer, error) {
+func NewTCPStream(bind, advertiseIP string) (StreamLayer, error) {
 	l, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft on %s: %w", bind, err)
@@ -552,6 +549,6 @@ func NewTCPStream(bind, advertiseIP string) (raft.StreamLayer, error) {
 
 func (s *tcpStream) Addr() net.Addr { return s.advertise }
 
-func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+func (s *tcpStream) Dial(addr string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, timeout)
 }

@@ -274,8 +274,8 @@ func TestSingleNodeLifecycle(t *testing.T) {
 	if err := n.Shutdown(); err != nil {
 		t.Errorf("second Shutdown = %v, want nil", err)
 	}
-	if got := n.State(); got != raft.Shutdown.String() {
-		t.Errorf("State() after Shutdown = %q, want %q", got, raft.Shutdown)
+	if got := n.State(); got != StateShutdown {
+		t.Errorf("State() after Shutdown = %s, want %s", got, StateShutdown)
 	}
 
 	// Reopen the same data_dir: the state is there before any election.
@@ -444,14 +444,14 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 }
 
-// addrMap is a raft.ServerAddressProvider over a fixed map, counting lookups.
+// addrMap is an AddressProvider over a fixed map, counting lookups.
 type addrMap struct {
 	mu    sync.Mutex
-	addrs map[raft.ServerID]raft.ServerAddress
-	calls map[raft.ServerID]int
+	addrs map[string]string
+	calls map[string]int
 }
 
-func (m *addrMap) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+func (m *addrMap) ServerAddr(id string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls[id]++
@@ -464,13 +464,13 @@ func (m *addrMap) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 func (m *addrMap) set(id, addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.addrs[raft.ServerID(id)] = raft.ServerAddress(addr)
+	m.addrs[id] = addr
 }
 
 func (m *addrMap) callsFor(id string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.calls[raft.ServerID(id)]
+	return m.calls[id]
 }
 
 // TestAddressProvider bootstraps two servers with a wrong address for the
@@ -478,7 +478,7 @@ func (m *addrMap) callsFor(id string) int {
 // elect a leader and replicate only if the transport dials the address the
 // provider returns instead of the one in the configuration.
 func TestAddressProvider(t *testing.T) {
-	provider := &addrMap{addrs: map[raft.ServerID]raft.ServerAddress{}, calls: map[raft.ServerID]int{}}
+	provider := &addrMap{addrs: map[string]string{}, calls: map[string]int{}}
 	withProvider := func(c *Config) {
 		c.InMemory = true
 		c.AddressProvider = provider

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,9 +34,9 @@ const (
 	RoleClient = "client"
 )
 
-// ErrDuplicateName is in the error Join returns when another node that has
-// not left the pool already uses this node's name with a different node
-// ID. (Serf flattens the error chain: match its text, not with errors.Is.)
+// ErrDuplicateName is wrapped by the error Join returns when another node
+// that has not left the pool already uses this node's name with a
+// different node ID. Match it with errors.Is or IsDuplicateName.
 var ErrDuplicateName = errors.New("node name already in use")
 
 // Config configures a Pool.
@@ -69,9 +70,10 @@ type Config struct {
 // Pool is this agent's membership in the Serf LAN pool.
 type Pool struct {
 	serf   *serf.Serf
-	events chan serf.Event
+	events chan Event
 	logger hclog.Logger
 	names  *names
+	merge  *mergeDelegate
 
 	shutdownOnce sync.Once
 	done         chan struct{}
@@ -95,7 +97,8 @@ func New(cfg Config) (*Pool, error) {
 	sc.Logger = std
 	sc.EnableNameConflictResolution = false
 	known := &names{byName: make(map[string]nameHolder)}
-	sc.Merge = &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID, names: known}
+	merge := &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID, names: known}
+	sc.Merge = merge
 	if cfg.Local {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
 	} else {
@@ -138,13 +141,13 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
-	p := &Pool{serf: s, events: make(chan serf.Event, cfg.EventBuffer), logger: logger, names: known, done: make(chan struct{})}
+	p := &Pool{serf: s, events: make(chan Event, cfg.EventBuffer), logger: logger, names: known, merge: merge, done: make(chan struct{})}
 	go p.forward(in)
 	return p, nil
 }
 
-// forward records who holds each name and passes every event on to
-// Events, until Shutdown.
+// forward records who holds each name and passes every member event on
+// to Events, until Shutdown.
 func (p *Pool) forward(in <-chan serf.Event) {
 	for {
 		select {
@@ -152,8 +155,12 @@ func (p *Pool) forward(in <-chan serf.Event) {
 			if me, ok := e.(serf.MemberEvent); ok {
 				p.names.record(me)
 			}
+			ev, ok := fromSerfEvent(e)
+			if !ok {
+				continue
+			}
 			select {
-			case p.events <- e:
+			case p.events <- ev:
 			case <-p.done:
 				return
 			}
@@ -165,24 +172,30 @@ func (p *Pool) forward(in <-chan serf.Event) {
 
 // Join contacts the given gossip addresses (host:port) and returns how many
 // were reached. It has discover.JoinFunc's shape.
+// A join refused for a duplicate name returns the merge delegate's error,
+// which wraps ErrDuplicateName: Serf would flatten it into text.
 func (p *Pool) Join(addrs []string) (int, error) {
+	p.merge.refused.Store(nil)
 	n, err := p.serf.Join(addrs, true)
 	if err != nil && n == 0 {
+		if refusal := p.merge.refused.Load(); refusal != nil {
+			return 0, *refusal
+		}
 		return 0, err
 	}
 	return n, nil
 }
 
-// Events is the stream of Serf events (member changes and queries). The
-// channel is buffered; read it promptly, or events queue up behind it (and
-// Serf drops events once its own buffer is full).
-func (p *Pool) Events() <-chan serf.Event { return p.events }
+// Events is the stream of member events. The channel is buffered; read it
+// promptly, or events queue up behind it (and Serf drops events once its
+// own buffer is full).
+func (p *Pool) Events() <-chan Event { return p.events }
 
 // Members returns every member this node knows, in any state.
-func (p *Pool) Members() []serf.Member { return p.serf.Members() }
+func (p *Pool) Members() []Member { return fromSerfAll(p.serf.Members()) }
 
 // LocalMember returns this node's own member entry.
-func (p *Pool) LocalMember() serf.Member { return p.serf.LocalMember() }
+func (p *Pool) LocalMember() Member { return fromSerf(p.serf.LocalMember()) }
 
 // Addr returns the IP and port this member advertises.
 func (p *Pool) Addr() (net.IP, uint16) {
@@ -201,11 +214,6 @@ func (p *Pool) SetTag(key, value string) error {
 	}
 	tags[key] = value
 	return p.serf.SetTags(tags)
-}
-
-// Query sends a Serf query to the named nodes (all when nodes is empty).
-func (p *Pool) Query(name string, payload []byte, nodes []string, timeout time.Duration) (*serf.QueryResponse, error) {
-	return p.serf.Query(name, payload, &serf.QueryParam{FilterNodes: nodes, Timeout: timeout})
 }
 
 // ForceLeave marks a failed member as left, so that the leader removes it.
@@ -257,7 +265,7 @@ type ServerInfo struct {
 	Bootstrap  bool
 	HasState   bool
 	Version    string
-	Status     serf.MemberStatus
+	Status     Status
 }
 
 // RaftAddr is the server's Raft address, ip:port.
@@ -267,7 +275,7 @@ func (s ServerInfo) RaftAddr() string {
 
 // ParseServer reads a member's tags; ok is false when the member is not a
 // Conclave server or its tags are malformed.
-func ParseServer(m serf.Member) (ServerInfo, bool) {
+func ParseServer(m Member) (ServerInfo, bool) {
 	if m.Tags[TagRole] != RoleServer {
 		return ServerInfo{}, false
 	}
@@ -342,6 +350,8 @@ func (n *names) holder(name string) (id string, ok bool) {
 type mergeDelegate struct {
 	name, id string
 	names    *names
+	// refused is the last refusal, for Join to return unflattened.
+	refused atomic.Pointer[error]
 }
 
 func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
@@ -356,8 +366,10 @@ func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
 			holder, taken = d.id, true
 		}
 		if taken && holder != id {
-			return fmt.Errorf("%w: %q is used by node ID %s; refusing node ID %s at %s (if the holder is gone for good, run force-leave on it first)",
+			err := fmt.Errorf("%w: %q is used by node ID %s; refusing node ID %s at %s (if the holder is gone for good, run force-leave on it first)",
 				ErrDuplicateName, m.Name, holder, id, net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+			d.refused.Store(&err)
+			return err
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/conclavehq/conclave/consensus"
 	"github.com/conclavehq/conclave/gossip"
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
-// memRaft adapts an in-memory *raft.Raft to raftMembership.
+// memRaft adapts an in-memory *raft.Raft to RaftMembership, Leadership
+// and consensus.RaftReader.
 type memRaft struct {
 	r        *raft.Raft
 	leaderCh chan bool
@@ -112,29 +112,29 @@ func (c *memCluster) start(id, addr string) *memRaft {
 // fakeMembers is a member list the test edits.
 type fakeMembers struct {
 	mu      sync.Mutex
-	members []serf.Member
+	members []gossip.Member
 }
 
-func (f *fakeMembers) Members() []serf.Member {
+func (f *fakeMembers) Members() []gossip.Member {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]serf.Member(nil), f.members...)
+	return append([]gossip.Member(nil), f.members...)
 }
 
-func (f *fakeMembers) set(ms ...serf.Member) {
+func (f *fakeMembers) set(ms ...gossip.Member) {
 	f.mu.Lock()
 	f.members = ms
 	f.mu.Unlock()
 }
 
-func member(name, id, addr string, status serf.MemberStatus) serf.Member {
+func member(name, id, addr string, status gossip.Status) gossip.Member {
 	host, port, _ := net.SplitHostPort(addr)
-	return serf.Member{Name: name, Addr: net.ParseIP(host), Status: status, Tags: map[string]string{
+	return gossip.Member{Name: name, Addr: net.ParseIP(host), Status: status, Tags: map[string]string{
 		gossip.TagRole: gossip.RoleServer, gossip.TagID: id, gossip.TagDC: "dc1", gossip.TagRaftPort: port,
 	}}
 }
 
-func configString(t *testing.T, m raftMembership) string {
+func configString(t *testing.T, m RaftMembership) string {
 	t.Helper()
 	servers, _, err := m.Configuration()
 	if err != nil {
@@ -170,7 +170,7 @@ func TestReconcilerPass(t *testing.T) {
 	c.start("s2", "127.0.0.1:9002")
 	c.start("s3", "127.0.0.1:9003")
 	pool := &fakeMembers{}
-	r := newReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
+	r := NewReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
 	ctx := context.Background()
 	pass := func(want string) {
 		t.Helper()
@@ -184,37 +184,37 @@ func TestReconcilerPass(t *testing.T) {
 
 	// Alive servers missing from the configuration become voters; a
 	// client and a server of another datacenter are left alone.
-	client := serf.Member{Name: "c1", Status: serf.StatusAlive, Tags: map[string]string{gossip.TagRole: gossip.RoleClient, gossip.TagID: "c1"}}
-	otherDC := member("x1", "x1", "127.0.0.1:9100", serf.StatusAlive)
+	client := gossip.Member{Name: "c1", Status: gossip.StatusAlive, Tags: map[string]string{gossip.TagRole: gossip.RoleClient, gossip.TagID: "c1"}}
+	otherDC := member("x1", "x1", "127.0.0.1:9100", gossip.StatusAlive)
 	otherDC.Tags[gossip.TagDC] = "dc2"
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive),
-		member("s2", "s2", "127.0.0.1:9002", serf.StatusAlive),
-		member("s3", "s3", "127.0.0.1:9003", serf.StatusAlive), client, otherDC)
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive),
+		member("s2", "s2", "127.0.0.1:9002", gossip.StatusAlive),
+		member("s3", "s3", "127.0.0.1:9003", gossip.StatusAlive), client, otherDC)
 	pass("s1@127.0.0.1:9001:true s2@127.0.0.1:9002:true s3@127.0.0.1:9003:true")
 
 	// A failed server is kept.
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive),
-		member("s2", "s2", "127.0.0.1:9002", serf.StatusAlive),
-		member("s3", "s3", "127.0.0.1:9003", serf.StatusFailed))
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive),
+		member("s2", "s2", "127.0.0.1:9002", gossip.StatusAlive),
+		member("s3", "s3", "127.0.0.1:9003", gossip.StatusFailed))
 	pass("s1@127.0.0.1:9001:true s2@127.0.0.1:9002:true s3@127.0.0.1:9003:true")
 
 	// An address now held by a different ID: the stale entry goes first.
 	c.start("s4", "127.0.0.1:9002")
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive),
-		member("s4", "s4", "127.0.0.1:9002", serf.StatusAlive),
-		member("s3", "s3", "127.0.0.1:9003", serf.StatusAlive))
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive),
+		member("s4", "s4", "127.0.0.1:9002", gossip.StatusAlive),
+		member("s3", "s3", "127.0.0.1:9003", gossip.StatusAlive))
 	pass("s1@127.0.0.1:9001:true s3@127.0.0.1:9003:true s4@127.0.0.1:9002:true")
 
 	// A server that left is removed; the leader is never removed, even
 	// when gossip says it left.
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusLeft),
-		member("s4", "s4", "127.0.0.1:9002", serf.StatusLeft),
-		member("s3", "s3", "127.0.0.1:9003", serf.StatusAlive))
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusLeft),
+		member("s4", "s4", "127.0.0.1:9002", gossip.StatusLeft),
+		member("s3", "s3", "127.0.0.1:9003", gossip.StatusAlive))
 	pass("s1@127.0.0.1:9001:true s3@127.0.0.1:9003:true")
 
 	// A reaped server (gone from the member list) is removed.
-	r.Reaped([]serf.Member{member("s3", "s3", "127.0.0.1:9003", serf.StatusLeft)})
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive))
+	r.Reaped([]gossip.Member{member("s3", "s3", "127.0.0.1:9003", gossip.StatusLeft)})
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive))
 	pass("s1@127.0.0.1:9001:true")
 }
 
@@ -235,13 +235,13 @@ func TestReconcilerUpdatesAddressInPlace(t *testing.T) {
 	l := leaderOf(t, c)
 	c.start("s2", "127.0.0.1:9002")
 	pool := &fakeMembers{}
-	r := newReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive), member("s2", "s2", "127.0.0.1:9002", serf.StatusAlive))
+	r := NewReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive), member("s2", "s2", "127.0.0.1:9002", gossip.StatusAlive))
 	if err := r.Pass(context.Background()); err != nil {
 		t.Fatalf("Pass: %v", err)
 	}
 	c.start("s2b", "127.0.0.1:9012") // the transport at the new address
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive), member("s2", "s2", "127.0.0.1:9012", serf.StatusAlive))
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive), member("s2", "s2", "127.0.0.1:9012", gossip.StatusAlive))
 	if err := r.Pass(context.Background()); err != nil {
 		t.Fatalf("Pass: %v", err)
 	}
@@ -254,9 +254,9 @@ func TestReconcilerStopsWhenLeadershipIsLost(t *testing.T) {
 	c := newMemCluster(t)
 	l := leaderOf(t, c)
 	pool := &fakeMembers{}
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive),
-		member("s2", "s2", "127.0.0.1:9002", serf.StatusAlive))
-	r := newReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive),
+		member("s2", "s2", "127.0.0.1:9002", gossip.StatusAlive))
+	r := NewReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
 	if err := l.r.Shutdown().Error(); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -270,24 +270,24 @@ func TestReconcilerStopsWhenLeadershipIsLost(t *testing.T) {
 	}
 }
 
-// TestReconcilerRunFollowsLeadership: the loop adds a new server while this
-// node leads, triggered by Poke, and goes idle when it stops leading.
+// TestReconcilerRunFollowsLeadership: run as a leader duty, the loop adds a
+// new server once this node leads, triggered by Poke.
 func TestReconcilerRunFollowsLeadership(t *testing.T) {
 	c := newMemCluster(t)
 	l := c.start("s1", "127.0.0.1:9001")
 	c.start("s2", "127.0.0.1:9002")
 	pool := &fakeMembers{}
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive))
-	r := newReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive))
+	r := NewReconciler(testutil.Logger(t), l, pool, "s1", "dc1")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
+	go func() { WhileLeader(ctx, l, []Duty{r.Run}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	if err := l.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "s1", Address: "127.0.0.1:9001"}}}).Error(); err != nil {
 		t.Fatalf("BootstrapCluster: %v", err)
 	}
-	pool.set(member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive), member("s2", "s2", "127.0.0.1:9002", serf.StatusAlive))
+	pool.set(member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive), member("s2", "s2", "127.0.0.1:9002", gossip.StatusAlive))
 	r.Poke()
 	testutil.WaitFor(t, 5*time.Second, func() error {
 		if got, want := configString(t, l), "s1@127.0.0.1:9001:true s2@127.0.0.1:9002:true"; got != want {

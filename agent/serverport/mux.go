@@ -1,4 +1,4 @@
-package agent
+package serverport
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
 )
 
 // The server port carries two protocols, told apart by the first byte of
@@ -26,11 +25,11 @@ const (
 	protoReadTimeout = 5 * time.Second
 )
 
-// mux accepts connections on the server port and hands each to the
+// Mux accepts connections on the server port and hands each to the
 // listener of its protocol.
-type mux struct {
+type Mux struct {
 	ln        net.Listener
-	advertise net.Addr
+	advertise *net.TCPAddr
 	logger    hclog.Logger
 	raft      *subListener
 	forward   *subListener
@@ -38,7 +37,9 @@ type mux struct {
 	done      chan struct{}
 }
 
-func newMux(bind string, advertiseIP string, logger hclog.Logger) (*mux, error) {
+// Listen binds the server port at bind; advertiseIP is the address other
+// servers reach it at.
+func Listen(bind string, advertiseIP string, logger hclog.Logger) (*Mux, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen on server port %s: %w", bind, err)
@@ -49,14 +50,14 @@ func newMux(bind string, advertiseIP string, logger hclog.Logger) (*mux, error) 
 		return nil, fmt.Errorf("advertise address %q is not a usable IP", advertiseIP)
 	}
 	adv := &net.TCPAddr{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
-	m := &mux{ln: ln, advertise: adv, logger: logger.Named("mux"), done: make(chan struct{})}
+	m := &Mux{ln: ln, advertise: adv, logger: logger.Named("mux"), done: make(chan struct{})}
 	m.raft = newSubListener(adv, m.done)
 	m.forward = newSubListener(adv, m.done)
 	return m, nil
 }
 
 // Serve accepts connections until Close.
-func (m *mux) Serve() {
+func (m *Mux) Serve() {
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -76,7 +77,7 @@ func (m *mux) Serve() {
 	}
 }
 
-func (m *mux) route(c net.Conn) {
+func (m *Mux) route(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(protoReadTimeout))
 	var b [1]byte
 	if _, err := c.Read(b[:]); err != nil {
@@ -104,8 +105,17 @@ func (m *mux) route(c net.Conn) {
 	}
 }
 
+// Advertise is the server port's advertised address: the Raft address.
+func (m *Mux) Advertise() *net.TCPAddr { return m.advertise }
+
+// Raft is the consensus.StreamLayer of the server port: Raft's side of it.
+func (m *Mux) Raft() RaftStream { return RaftStream{m.raft} }
+
+// Internal is the listener of the internal HTTP channel ('F').
+func (m *Mux) Internal() net.Listener { return m.forward }
+
 // Close stops accepting; both sub-listeners report closed.
-func (m *mux) Close() error {
+func (m *Mux) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		close(m.done)
@@ -129,7 +139,7 @@ func dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
 }
 
 // subListener is the net.Listener of one protocol on the mux. Closing it
-// stops its protocol only; the mux itself closes with mux.Close.
+// stops its protocol only; the mux itself closes with Mux.Close.
 type subListener struct {
 	addr      net.Addr
 	conns     chan net.Conn
@@ -160,11 +170,14 @@ func (l *subListener) Close() error {
 
 func (l *subListener) Addr() net.Addr { return l.addr }
 
-// raftStream is the raft.StreamLayer on the mux.
-type raftStream struct{ *subListener }
+// RaftStream is the stream layer Raft uses on the mux (a
+// consensus.StreamLayer): it accepts the connections that start with 'R'
+// and dials with that byte.
+type RaftStream struct{ *subListener }
 
-func (s raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+// Dial opens a Raft connection to the server port at addr.
+func (s RaftStream) Dial(addr string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dial(ctx, string(addr), protoRaft)
+	return dial(ctx, addr, protoRaft)
 }

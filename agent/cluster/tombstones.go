@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -49,14 +49,18 @@ func (s *tombstoneSampler) reapable(now time.Time, ttl time.Duration) uint64 {
 	return index
 }
 
-// applier is the part of consensus.Node the reaper uses.
-type applier interface {
+// Applier is the part of consensus.Node the reaper uses.
+type Applier interface {
 	Apply(ctx context.Context, cmd consensus.Command) (consensus.Result, error)
 	AppliedIndex() uint64
 }
 
-// reapTombstones runs while this server leads, until ctx ends.
-func reapTombstones(ctx context.Context, logger hclog.Logger, node applier) {
+// reapTimeout bounds one reap from the leader's point of view.
+const reapTimeout = 10 * time.Second
+
+// ReapTombstones is a leader duty: it runs while this server leads, until
+// ctx ends.
+func ReapTombstones(ctx context.Context, logger hclog.Logger, node Applier) {
 	var s tombstoneSampler
 	t := time.NewTicker(tombstoneGranularity)
 	defer t.Stop()
@@ -70,7 +74,7 @@ func reapTombstones(ctx context.Context, logger hclog.Logger, node applier) {
 			if index == 0 {
 				continue
 			}
-			actx, cancel := context.WithTimeout(ctx, writeTimeout)
+			actx, cancel := context.WithTimeout(ctx, reapTimeout)
 			_, err := node.Apply(actx, consensus.Command{Op: consensus.OpReapTombstones, Index: index})
 			cancel()
 			if err != nil && ctx.Err() == nil {

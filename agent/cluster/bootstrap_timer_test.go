@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/conclavehq/conclave/agent/api"
 	"github.com/conclavehq/conclave/consensus"
@@ -20,27 +18,27 @@ import (
 type staticPool struct {
 	mu      sync.Mutex
 	self    string
-	members []serf.Member
+	members []gossip.Member
 }
 
-func (p *staticPool) Members() []serf.Member {
+func (p *staticPool) Members() []gossip.Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]serf.Member(nil), p.members...)
+	return append([]gossip.Member(nil), p.members...)
 }
 
-func (p *staticPool) LocalMember() serf.Member {
+func (p *staticPool) LocalMember() gossip.Member {
 	for _, m := range p.Members() {
 		if m.Name == p.self {
 			return m
 		}
 	}
-	return serf.Member{}
+	return gossip.Member{}
 }
 
 func (p *staticPool) SetTag(k, v string) error { return nil }
 
-func (p *staticPool) add(m serf.Member) {
+func (p *staticPool) add(m gossip.Member) {
 	p.mu.Lock()
 	p.members = append(p.members, m)
 	p.mu.Unlock()
@@ -65,8 +63,8 @@ func (n *memNode) Bootstrap(s []consensus.Server) error {
 	return nil
 }
 
-func serverMember(name string, port int) serf.Member {
-	m := member(name, "id-"+name, "127.0.0.1:"+strconv.Itoa(port), serf.StatusAlive)
+func serverMember(name string, port int) gossip.Member {
+	m := member(name, "id-"+name, "127.0.0.1:"+strconv.Itoa(port), gossip.StatusAlive)
 	m.Tags[gossip.TagExpect] = "3"
 	return m
 }
@@ -76,11 +74,11 @@ func serverMember(name string, port int) serf.Member {
 // Poke at all), and the re-check timer alone gets the cluster bootstrapped.
 func TestBootstrapRechecksOnATimer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pool := &staticPool{self: "a", members: []serf.Member{serverMember("a", 9001), serverMember("b", 9002)}}
+		pool := &staticPool{self: "a", members: []gossip.Member{serverMember("a", 9001), serverMember("b", 9002)}}
 		node := &memNode{}
-		yes := func(n string) claimAnswer { return claimAnswer{Name: n, ID: "id-" + n, Yes: true} }
-		peers := &fakePeers{answers: map[string]claimAnswer{"127.0.0.1:9002": yes("b"), "127.0.0.1:9003": yes("c")}}
-		b := newBootstrapper(testutil.Logger(t), pool, peers, node, "a", "id-a", "dc1", 3, false)
+		yes := func(n string) ClaimAnswer { return ClaimAnswer{Name: n, ID: "id-" + n, Yes: true} }
+		peers := &fakePeers{answers: map[string]ClaimAnswer{"127.0.0.1:9002": yes("b"), "127.0.0.1:9003": yes("c")}}
+		b := NewBootstrapper(BootstrapConfig{Logger: testutil.Logger(t), Pool: pool, Peers: peers, Node: node, Name: "a", ID: "id-a", Datacenter: "dc1", Expect: 3})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { b.Run(ctx); close(done) }()

@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func TestReapTombstonesWaitsATTL(t *testing.T) {
 		node := &fakeApplier{}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { reapTombstones(ctx, testutil.Logger(t), node); close(done) }()
+		go func() { ReapTombstones(ctx, testutil.Logger(t), node); close(done) }()
 
 		time.Sleep(tombstoneTTL + 30*time.Second)
 		synctest.Wait()

@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/conclavehq/conclave/gossip"
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
-func srv(name string, expect int, status serf.MemberStatus) gossip.ServerInfo {
+func srv(name string, expect int, status gossip.Status) gossip.ServerInfo {
 	return gossip.ServerInfo{Name: name, ID: "id-" + name, Datacenter: "dc1", Addr: net.IPv4(127, 0, 0, 1), RaftPort: 8300, Expect: expect, Status: status}
 }
 
@@ -29,7 +27,7 @@ func names(set []gossip.ServerInfo) string {
 }
 
 func TestEvaluate(t *testing.T) {
-	alive, failed, left := serf.StatusAlive, serf.StatusFailed, serf.StatusLeft
+	alive, failed, left := gossip.StatusAlive, gossip.StatusFailed, gossip.StatusLeft
 	withState := func(s gossip.ServerInfo) gossip.ServerInfo { s.HasState = true; return s }
 	withBootstrap := func(s gossip.ServerInfo) gossip.ServerInfo { s.Bootstrap = true; return s }
 	cases := []struct {
@@ -97,28 +95,28 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestJudge(t *testing.T) {
-	alive := serf.StatusAlive
+	alive := gossip.StatusAlive
 	now := time.Unix(1000, 0)
 	three := []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}
-	claimABC := claim{Candidate: "a", ID: "id-a", Expect: 3, Servers: []string{"a", "b", "c"}}
+	claimABC := Claim{Candidate: "a", ID: "id-a", Expect: 3, Servers: []string{"a", "b", "c"}}
 	cases := []struct {
 		name     string
 		hasState bool
 		servers  []gossip.ServerInfo
 		promise  promise
-		claim    claim
+		claim    Claim
 		yes      bool
 		reason   string
 	}{
 		{name: "agrees", servers: three, claim: claimABC, yes: true},
 		{name: "has state", hasState: true, servers: three, claim: claimABC, reason: "has raft state"},
-		{name: "expect differs", servers: three, claim: claim{Candidate: "a", Expect: 5, Servers: []string{"a", "b", "c"}},
+		{name: "expect differs", servers: three, claim: Claim{Candidate: "a", Expect: 5, Servers: []string{"a", "b", "c"}},
 			reason: "bootstrap_expect is 3, not 5"},
 		{name: "views differ: sees a lower server the candidate does not",
 			servers: append([]gossip.ServerInfo{srv("0", 3, alive)}, three...), claim: claimABC,
 			reason: "sees servers [0 a b c], not [a b c]"},
 		{name: "views differ: candidate sees more", servers: three[:2],
-			claim: claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c"}}, reason: "sees servers [a b], not [a b c]"},
+			claim: Claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c"}}, reason: "sees servers [a b], not [a b c]"},
 		{name: "promised to another candidate", servers: three, claim: claimABC,
 			promise: promise{candidate: "x", until: now.Add(3 * time.Second)}, reason: "promised to x for 3s more"},
 		{name: "expired promise does not bind", servers: three, claim: claimABC,
@@ -146,10 +144,10 @@ func TestJudge(t *testing.T) {
 // once a server said yes to one candidate, no other candidate gets its yes
 // while the promise lasts, whatever its view.
 func TestClaimSafety(t *testing.T) {
-	alive := serf.StatusAlive
+	alive := gossip.StatusAlive
 	now := time.Unix(1000, 0)
 	z := view{self: srv("z", 3, alive), expect: 3, servers: []gossip.ServerInfo{srv("b", 3, alive), srv("c", 3, alive), srv("z", 3, alive)}}
-	first := claim{Candidate: "b", Expect: 3, Servers: []string{"b", "c", "z"}}
+	first := Claim{Candidate: "b", Expect: 3, Servers: []string{"b", "c", "z"}}
 	a := judge(z, promise{}, first, now)
 	if !a.Yes {
 		t.Fatalf("judge(first) = no (%s), want yes", a.Reason)
@@ -157,7 +155,7 @@ func TestClaimSafety(t *testing.T) {
 	p := promise{candidate: "b", until: now.Add(claimLease)}
 	// z now learns of a lower-named server; its view matches the new claim.
 	z.servers = append(z.servers, srv("a", 3, alive))
-	second := claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c", "z"}}
+	second := Claim{Candidate: "a", Expect: 3, Servers: []string{"a", "b", "c", "z"}}
 	for _, at := range []time.Duration{0, claimDeadline, claimLease - time.Millisecond} {
 		if a := judge(z, p, second, now.Add(at)); a.Yes {
 			t.Errorf("judge(second) at +%s = yes, want no while promised", at)
@@ -169,9 +167,9 @@ func TestClaimSafety(t *testing.T) {
 // to that very claim, and a late release of an older claim of the same
 // candidate leaves the newer promise alone.
 func TestReleaseDropsOnlyTheWithdrawnClaim(t *testing.T) {
-	b := &bootstrapper{logger: testutil.Logger(t)}
+	b := &Bootstrapper{logger: testutil.Logger(t)}
 	release := func(candidate string, nonce uint64) {
-		b.Release(claim{Candidate: candidate, Nonce: nonce})
+		b.Release(Claim{Candidate: candidate, Nonce: nonce})
 	}
 	until := time.Now().Add(claimLease)
 	b.promise = promise{candidate: "a", nonce: 2, until: until}
@@ -192,11 +190,11 @@ func TestReleaseDropsOnlyTheWithdrawnClaim(t *testing.T) {
 // TestReleaseBeforeClaim: a release that overtakes its claim makes the
 // claim's late arrival a no, so it leaves no promise behind.
 func TestReleaseBeforeClaim(t *testing.T) {
-	alive := serf.StatusAlive
-	b := &bootstrapper{logger: testutil.Logger(t), name: "b", id: "id-b", expect: 3}
+	alive := gossip.StatusAlive
+	b := &Bootstrapper{logger: testutil.Logger(t), name: "b", id: "id-b", expect: 3}
 	v := view{self: srv("b", 3, alive), expect: 3, servers: []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}}
-	c := claim{Candidate: "a", Nonce: 7, Expect: 3, Servers: []string{"a", "b", "c"}}
-	b.Release(claim{Candidate: "a", Nonce: 7})
+	c := Claim{Candidate: "a", Nonce: 7, Expect: 3, Servers: []string{"a", "b", "c"}}
+	b.Release(Claim{Candidate: "a", Nonce: 7})
 	if a := b.answer(v, c, time.Now()); a.Yes || a.Reason != "claim already withdrawn" {
 		t.Fatalf("answer to a withdrawn claim = (yes %v, %q), want no: claim already withdrawn", a.Yes, a.Reason)
 	}
@@ -214,52 +212,52 @@ func TestReleaseBeforeClaim(t *testing.T) {
 // error. It records every release.
 type fakePeers struct {
 	mu       sync.Mutex
-	answers  map[string]claimAnswer
+	answers  map[string]ClaimAnswer
 	errs     map[string]error
 	released []string
 }
 
-func (f *fakePeers) call(ctx context.Context, addr, path string, in, out any) error {
+func (f *fakePeers) Call(ctx context.Context, addr, path string, in, out any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if path == releasePath {
+	if path == ReleasePath {
 		f.released = append(f.released, addr)
 		return nil
 	}
 	if err := f.errs[addr]; err != nil {
 		return err
 	}
-	*(out.(*claimAnswer)) = f.answers[addr]
+	*(out.(*ClaimAnswer)) = f.answers[addr]
 	return nil
 }
 
 func TestClaimFailsClosed(t *testing.T) {
-	alive := serf.StatusAlive
+	alive := gossip.StatusAlive
 	set := []gossip.ServerInfo{srv("a", 3, alive), srv("b", 3, alive), srv("c", 3, alive)}
 	set[1].RaftPort, set[2].RaftPort = 8301, 8302
 	bAddr, cAddr := set[1].RaftAddr(), set[2].RaftAddr()
-	yes := func(name string) claimAnswer { return claimAnswer{Name: name, ID: "id-" + name, Yes: true} }
+	yes := func(name string) ClaimAnswer { return ClaimAnswer{Name: name, ID: "id-" + name, Yes: true} }
 	cases := []struct {
 		name    string
-		answers map[string]claimAnswer
+		answers map[string]ClaimAnswer
 		errs    map[string]error
 		want    string // "" for success
 	}{
-		{name: "all agree", answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: yes("c")}},
+		{name: "all agree", answers: map[string]ClaimAnswer{bAddr: yes("b"), cAddr: yes("c")}},
 		{name: "a peer that cannot be asked blocks bootstrap",
-			answers: map[string]claimAnswer{bAddr: yes("b")}, errs: map[string]error{cAddr: errors.New("connection refused")},
+			answers: map[string]ClaimAnswer{bAddr: yes("b")}, errs: map[string]error{cAddr: errors.New("connection refused")},
 			want: "no answer from c: connection refused"},
 		{name: "a peer with raft state blocks bootstrap",
-			answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-c", Reason: "has raft state"}},
+			answers: map[string]ClaimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-c", Reason: "has raft state"}},
 			want:    "c said no: has raft state"},
 		{name: "another node at the peer's address blocks bootstrap",
-			answers: map[string]claimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-other", Yes: true}},
+			answers: map[string]ClaimAnswer{bAddr: yes("b"), cAddr: {Name: "c", ID: "id-other", Yes: true}},
 			want:    "c answered as node ID id-other, want id-c"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			peers := &fakePeers{answers: tc.answers, errs: tc.errs}
-			b := &bootstrapper{logger: testutil.Logger(t), peers: peers, name: "a", id: "id-a", expect: 3}
+			b := &Bootstrapper{logger: testutil.Logger(t), peers: peers, name: "a", id: "id-a", expect: 3}
 			err := b.claim(context.Background(), set)
 			if tc.want == "" {
 				if err != nil {

@@ -1,22 +1,17 @@
-package agent
+package serverport
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/conclavehq/conclave/gossip"
 )
 
-// errNoServers is answered with 503 by a client agent that knows no alive
-// server to send a request to (Consul: "No known Consul servers").
-var errNoServers = errors.New("No known Conclave servers")
-
-// serverRouter sends a client agent's server requests (KV, transactions,
+// Router sends a client agent's server requests (KV, transactions,
 // snapshots, status and the Raft configuration) to a server, over the
 // server's server port as a follower forwards to its leader. The server
 // answers as if it had received the request on its own HTTP API, forwarding
@@ -28,18 +23,29 @@ var errNoServers = errors.New("No known Conclave servers")
 // to another alive server of the datacenter when a connection to it cannot
 // be made. Only a failed dial is retried elsewhere: once a request has been
 // sent, its outcome is that server's answer, or unknown.
-type serverRouter struct {
-	pool   memberSource
+type Router struct {
+	pool   Members
 	dc     string
-	client *serverClient
+	client *Client
 
 	mu        sync.Mutex
 	preferred string // Raft address of the server that answered last
 }
 
+// Members is the part of gossip.Pool the router uses.
+type Members interface {
+	Members() []gossip.Member
+}
+
+// NewRouter returns a router to the alive servers of datacenter dc in
+// pool.
+func NewRouter(pool Members, dc string, client *Client) *Router {
+	return &Router{pool: pool, dc: dc, client: client}
+}
+
 // servers returns the Raft addresses of the datacenter's alive servers, the
 // preferred one first and the others shuffled.
-func (sr *serverRouter) servers() []string {
+func (sr *Router) servers() []string {
 	sr.mu.Lock()
 	preferred := sr.preferred
 	sr.mu.Unlock()
@@ -47,7 +53,7 @@ func (sr *serverRouter) servers() []string {
 	var addrs []string
 	for _, m := range sr.pool.Members() {
 		s, ok := gossip.ParseServer(m)
-		if !ok || s.Status != serf.StatusAlive || s.Datacenter != sr.dc {
+		if !ok || s.Status != gossip.StatusAlive || s.Datacenter != sr.dc {
 			continue
 		}
 		addrs = append(addrs, s.RaftAddr())
@@ -62,12 +68,12 @@ func (sr *serverRouter) servers() []string {
 	return addrs
 }
 
-// forward proxies r to a server and copies its answer to w.
-func (sr *serverRouter) forward(w http.ResponseWriter, r *http.Request) {
+// Forward proxies r to a server and copies its answer to w. On error it
+// has written nothing: the caller answers 503.
+func (sr *Router) Forward(w http.ResponseWriter, r *http.Request) error {
 	addrs := sr.servers()
 	if len(addrs) == 0 {
-		httpError(w, http.StatusServiceUnavailable, errNoServers.Error())
-		return
+		return ErrNoServers
 	}
 	var lastErr error
 	for _, addr := range addrs {
@@ -83,19 +89,19 @@ func (sr *serverRouter) forward(w http.ResponseWriter, r *http.Request) {
 		sr.preferred = addr
 		sr.mu.Unlock()
 		copyResponse(w, resp)
-		return
+		return nil
 	}
-	httpError(w, http.StatusServiceUnavailable, "forward to server: "+lastErr.Error())
+	return fmt.Errorf("forward to server: %w", lastErr)
 }
 
 // send sends r to the server at addr; see proxyRequest for why a request
 // whose dial failed can be sent again.
-func (sr *serverRouter) send(r *http.Request, addr string) (*http.Response, error) {
+func (sr *Router) send(r *http.Request, addr string) (*http.Response, error) {
 	req, err := proxyRequest(r, addr)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Del(forwardedHeader) // the server may still forward it once, to its leader
+	req.Header.Del(ForwardedHeader) // the server may still forward it once, to its leader
 	return sr.client.http.Do(req)
 }
 
@@ -104,16 +110,4 @@ func (sr *serverRouter) send(r *http.Request, addr string) (*http.Response, erro
 func isDialError(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
-}
-
-// viaServer answers on a server and, on a client agent, sends the request
-// to a server.
-func (a *Agent) viaServer(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if a.node != nil {
-			h(w, r)
-			return
-		}
-		a.router.forward(w, r)
-	}
 }

@@ -5,8 +5,28 @@ import (
 	"errors"
 	"time"
 
-	autopilot "github.com/hashicorp/raft-autopilot"
+	"github.com/conclavehq/conclave/agent/cluster"
 )
+
+// runLeader owns LeaderCh: for each period of this server's leadership it
+// runs the leader's duties, and stops them when leadership is lost, until
+// ctx ends.
+func (a *Agent) runLeader(ctx context.Context) {
+	cluster.WhileLeader(ctx, a.node, a.leaderDuties())
+}
+
+// leaderDuties are what a leader does while it leads, each in its own
+// goroutine until leadership is lost or the agent stops.
+func (a *Agent) leaderDuties() []cluster.Duty {
+	return []cluster.Duty{
+		// Turn gossip membership into Raft membership.
+		a.recon.Run,
+		// Forget the tombstones of old deletes.
+		func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) },
+		// Keep the servers' health view (the rollout gate, the hand-off).
+		a.pilot.Run,
+	}
+}
 
 // leadershipTransferTimeout bounds the hand-off a leader attempts when it
 // shuts down without leaving. Raft itself gives up after an election
@@ -44,8 +64,8 @@ func (a *Agent) handOffLeadership() {
 
 // transferLeadership asks another voter to take over and waits until this
 // server has stepped down: the healthy voter with the highest last index
-// in autopilot's view, or Raft's own pick when autopilot has none. It
-// returns the target's name, or "" when Raft chose.
+// in autopilot's view (cluster.TransferTarget), or Raft's own pick when
+// there is none. It returns the target's name, or "" when Raft chose.
 func (a *Agent) transferLeadership(ctx context.Context) (string, error) {
 	servers, _, err := a.node.Configuration()
 	if err != nil {
@@ -58,27 +78,6 @@ func (a *Agent) transferLeadership(ctx context.Context) (string, error) {
 	if !others {
 		return "", errNoTransferTarget
 	}
-	target := a.transferTarget()
-	return target.Name, a.node.TransferLeadership(ctx, string(target.ID), string(target.Address))
-}
-
-// transferTarget picks the healthy voter, other than this server, with the
-// highest last index in autopilot's view. The zero Server, when there is
-// none, leaves the choice to Raft.
-func (a *Agent) transferTarget() autopilot.Server {
-	var best *autopilot.ServerState
-	if s := a.pilot.ap.GetState(); s != nil {
-		for id, srv := range s.Servers {
-			if string(id) == a.id || !srv.HasVotingRights() || !srv.Health.Healthy {
-				continue
-			}
-			if best == nil || srv.Stats.LastIndex > best.Stats.LastIndex {
-				best = srv
-			}
-		}
-	}
-	if best == nil {
-		return autopilot.Server{}
-	}
-	return best.Server
+	target, _ := cluster.TransferTarget(a.pilot.State(), a.id)
+	return target.Name, a.node.TransferLeadership(ctx, target.ID, target.Address)
 }

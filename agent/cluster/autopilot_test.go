@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -10,20 +10,27 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	autopilot "github.com/hashicorp/raft-autopilot"
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/consensus"
+	"github.com/conclavehq/conclave/gossip"
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
-// memRaft is also a raftView, so autopilot can run on the in-memory
-// cluster of reconcile_test.go.
+// memRaft is also a consensus.RaftReader, so autopilot can run on the
+// in-memory cluster of reconcile_test.go.
 func (m *memRaft) Leader() (addr, id string) {
 	a, i := m.r.LeaderWithID()
 	return string(a), string(i)
 }
-func (m *memRaft) State() string             { return m.r.State().String() }
+func (m *memRaft) State() consensus.State {
+	for _, s := range []consensus.State{consensus.StateFollower, consensus.StateCandidate, consensus.StateLeader} {
+		if s.String() == m.r.State().String() {
+			return s
+		}
+	}
+	return consensus.StateShutdown
+}
 func (m *memRaft) Stats() map[string]string  { return m.r.Stats() }
 func (m *memRaft) LastIndex() uint64         { return m.r.LastIndex() }
 func (m *memRaft) CommitIndex() uint64       { return m.r.CommitIndex() }
@@ -48,17 +55,17 @@ type statsSource struct {
 	down   map[string]bool
 }
 
-func (s *statsSource) fetch(_ context.Context, addr string) (raftStats, error) {
+func (s *statsSource) fetch(_ context.Context, addr string) (consensus.RaftStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down[addr] {
-		return raftStats{}, errors.New("connection refused")
+		return consensus.RaftStats{}, errors.New("connection refused")
 	}
 	r, ok := s.byAddr[addr]
 	if !ok {
-		return raftStats{}, fmt.Errorf("no server at %s", addr)
+		return consensus.RaftStats{}, fmt.Errorf("no server at %s", addr)
 	}
-	return localRaftStats(r), nil
+	return consensus.ReadRaftStats(r), nil
 }
 
 func (s *statsSource) setDown(addr string, down bool) {
@@ -87,26 +94,26 @@ func (c *memCluster) disconnect(addr string, cut bool) {
 	}
 }
 
-// gate runs the rollout gate for server id against the pilot's view, as
-// statusReady does.
-func gate(p *pilot, id string, r *memRaft) gateResult {
-	h, err := p.health()
+// gate runs the rollout gate for server id against the autopilot's view,
+// as the ready endpoint does.
+func gate(p *consensus.Autopilot, id string, r *memRaft) GateResult {
+	h, err := HealthReply(p.State())
 	if err != nil {
-		return gateResult{reason: err.Error()}
+		return GateResult{Reason: err.Error()}
 	}
 	stats := r.Stats()
 	applied, _ := strconv.ParseUint(stats["applied_index"], 10, 64)
-	return voterCheck{
-		selfID: id, health: h, applied: applied, lastContact: raftStats{LastContact: stats["last_contact"]}.serverStats().LastContact,
-		maxLag: maxTrailingLogs, contactLimit: lastContactThreshold(1),
-	}.decide()
+	return VoterCheck{
+		SelfID: id, Health: h, Applied: applied, LastContact: consensus.RaftStats{LastContact: stats["last_contact"]}.ServerStats().LastContact,
+		MaxLag: consensus.MaxTrailingLogs, ContactLimit: consensus.LastContactThreshold(1),
+	}.Decide()
 }
 
-func waitGate(t *testing.T, p *pilot, id string, r *memRaft, ok bool, reason string) {
+func waitGate(t *testing.T, p *consensus.Autopilot, id string, r *memRaft, ok bool, reason string) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		if got := gate(p, id, r); got.ok != ok || (reason != "" && got.reason != reason) {
-			return fmt.Errorf("gate(%s) = %v %q, want %v %q", id, got.ok, got.reason, ok, reason)
+		if got := gate(p, id, r); got.OK != ok || (reason != "" && got.Reason != reason) {
+			return fmt.Errorf("gate(%s) = %v %q, want %v %q", id, got.OK, got.Reason, ok, reason)
 		}
 		return nil
 	})
@@ -115,17 +122,18 @@ func waitGate(t *testing.T, p *pilot, id string, r *memRaft, ok bool, reason str
 // TestAutopilotOnInmemRaft runs the real raft-autopilot with the delegate
 // and the read-only Raft view on an in-memory cluster of three voters and a
 // non-voter: health follows stats and lag, and autopilot never changes the
-// configuration, even with its reconciliation switched on.
+// configuration. (consensus's TestAutopilotNeverChangesTheConfiguration
+// switches its reconciliation on.)
 func TestAutopilotOnInmemRaft(t *testing.T) {
 	c := newMemCluster(t)
 	l := leaderOf(t, c)
 	src := &statsSource{byAddr: map[string]*memRaft{"127.0.0.1:9001": l}, down: map[string]bool{}}
 	members := &fakeMembers{}
-	ms := []serf.Member{member("s1", "s1", "127.0.0.1:9001", serf.StatusAlive)}
+	ms := []gossip.Member{member("s1", "s1", "127.0.0.1:9001", gossip.StatusAlive)}
 	for i := 2; i <= 4; i++ {
 		id, addr := fmt.Sprintf("s%d", i), fmt.Sprintf("127.0.0.1:900%d", i)
 		src.byAddr[addr] = c.start(id, addr)
-		ms = append(ms, member(id, id, addr, serf.StatusAlive))
+		ms = append(ms, member(id, id, addr, gossip.StatusAlive))
 		var err error
 		if i < 4 {
 			err = l.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second).Error()
@@ -139,20 +147,15 @@ func TestAutopilotOnInmemRaft(t *testing.T) {
 	members.set(ms...)
 	s3 := src.byAddr["127.0.0.1:9003"]
 
-	d := newAutopilotDelegate(testutil.Logger(t), l, members, "s1", "dc1", 1, src.fetch)
-	p := newPilot(testutil.Logger(t), l, d,
-		autopilot.WithUpdateInterval(50*time.Millisecond), autopilot.WithReconcileInterval(20*time.Millisecond))
-	if p.ap.ReconciliationEnabled() {
-		t.Errorf("autopilot reconciliation is enabled by default, want disabled")
-	}
-	// Even with reconciliation on, the StablePromoter's wish to promote
-	// the healthy non-voter s4 must fail on the read-only Raft.
-	p.ap.EnableReconciliation()
+	d := NewAutopilotDelegate(testutil.Logger(t), func() consensus.RaftStats { return consensus.ReadRaftStats(l) }, members, "s1", "dc1", src.fetch)
+	p := consensus.NewAutopilot(l, consensus.AutopilotOptions{
+		Delegate: d, Multiplier: 1, UpdateInterval: 50 * time.Millisecond, Logger: testutil.Logger(t),
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.run(ctx)
+		p.Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -160,7 +163,7 @@ func TestAutopilotOnInmemRaft(t *testing.T) {
 	})
 
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		h, err := p.health()
+		h, err := HealthReply(p.State())
 		if err != nil {
 			return err
 		}
@@ -175,15 +178,15 @@ func TestAutopilotOnInmemRaft(t *testing.T) {
 		return nil
 	})
 	waitGate(t, p, "s3", s3, true, "")
-	if got := gate(p, "s4", src.byAddr["127.0.0.1:9004"]); got.ok || got.reason != "not a voter" {
-		t.Errorf("gate(s4) = %v %q, want not a voter", got.ok, got.reason)
+	if got := gate(p, "s4", src.byAddr["127.0.0.1:9004"]); got.OK || got.Reason != "not a voter" {
+		t.Errorf("gate(s4) = %v %q, want not a voter", got.OK, got.Reason)
 	}
 
 	// s3 stops answering: once its last contact is older than the
 	// threshold (1 s), it is unhealthy and the others' gate closes.
 	src.setDown("127.0.0.1:9003", true)
 	waitGate(t, p, "s2", src.byAddr["127.0.0.1:9002"], false, "failure tolerance 0: server s3 is unhealthy")
-	h, _ := p.health()
+	h, _ := HealthReply(p.State())
 	if got := serverHealth(h, "s3"); got.Healthy || got.LastContact.Duration() < time.Second {
 		t.Errorf("s3 while down = %+v, want unhealthy with a last contact of 1s or more", got)
 	}
@@ -191,10 +194,10 @@ func TestAutopilotOnInmemRaft(t *testing.T) {
 	// s3 answers again but misses 400 entries: lagging, then caught up.
 	c.disconnect("127.0.0.1:9003", true)
 	src.setDown("127.0.0.1:9003", false)
-	l.apply(t, 2*maxTrailingLogs)
+	l.apply(t, 2*consensus.MaxTrailingLogs)
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		if got := gate(p, "s3", s3); got.ok || !isLagging(got.reason) {
-			return fmt.Errorf("gate(s3) = %v %q, want lagging", got.ok, got.reason)
+		if got := gate(p, "s3", s3); got.OK || !isLagging(got.Reason) {
+			return fmt.Errorf("gate(s3) = %v %q, want lagging", got.OK, got.Reason)
 		}
 		return nil
 	})
@@ -211,7 +214,7 @@ func TestAutopilotOnInmemRaft(t *testing.T) {
 func isLagging(reason string) bool {
 	var n int
 	_, err := fmt.Sscanf(reason, "lagging %d entries behind the leader", &n)
-	return err == nil && n > maxTrailingLogs
+	return err == nil && n > consensus.MaxTrailingLogs
 }
 
 func serverHealth(h *api.OperatorHealthReply, id string) api.ServerHealth {
@@ -227,21 +230,21 @@ func serverHealth(h *api.OperatorHealthReply, id string) api.ServerHealth {
 // keeps its last stats with a growing LastContact; one that never answered
 // has never been in contact.
 func TestFetchServerStatsAgesUnansweredServers(t *testing.T) {
-	answer := map[string]raftStats{"a1": {LastContact: "20ms", LastTerm: 3, LastIndex: 40}}
-	fetch := func(_ context.Context, addr string) (raftStats, error) {
+	answer := map[string]consensus.RaftStats{"a1": {LastContact: "20ms", LastTerm: 3, LastIndex: 40}}
+	fetch := func(_ context.Context, addr string) (consensus.RaftStats, error) {
 		if st, ok := answer[addr]; ok {
 			return st, nil
 		}
-		return raftStats{}, errors.New("down")
+		return consensus.RaftStats{}, errors.New("down")
 	}
-	d := newAutopilotDelegate(testutil.Logger(t), nil, &fakeMembers{}, "self", "dc1", 1, fetch)
-	servers := map[raft.ServerID]*autopilot.Server{
-		"x1": {ID: "x1", Name: "n1", Address: "a1"},
-		"x2": {ID: "x2", Name: "n2", Address: "a2"},
+	d := NewAutopilotDelegate(testutil.Logger(t), nil, &fakeMembers{}, "self", "dc1", fetch)
+	servers := []consensus.AutopilotServer{
+		{ID: "x1", Name: "n1", Address: "a1"},
+		{ID: "x2", Name: "n2", Address: "a2"},
 	}
 	got := d.FetchServerStats(context.Background(), servers)
-	if *got["x1"] != (autopilot.ServerStats{LastContact: 20 * time.Millisecond, LastTerm: 3, LastIndex: 40}) {
-		t.Errorf("x1 stats = %+v", *got["x1"])
+	if got["x1"] != (consensus.ServerStats{LastContact: 20 * time.Millisecond, LastTerm: 3, LastIndex: 40}) {
+		t.Errorf("x1 stats = %+v", got["x1"])
 	}
 	if got["x2"].LastContact >= 0 {
 		t.Errorf("x2 (never answered) LastContact = %s, want negative", got["x2"].LastContact)
@@ -253,17 +256,6 @@ func TestFetchServerStatsAgesUnansweredServers(t *testing.T) {
 	d.mu.Unlock()
 	got = d.FetchServerStats(context.Background(), servers)
 	if st := got["x1"]; st.LastTerm != 3 || st.LastIndex != 40 || st.LastContact < 2*time.Second || st.LastContact > 3*time.Second {
-		t.Errorf("x1 stats after it stopped answering = %+v, want term 3, index 40, last contact 2s and a bit", *st)
-	}
-}
-
-func TestRaftStatsServerStats(t *testing.T) {
-	for _, tc := range []struct {
-		contact string
-		want    time.Duration
-	}{{"0", 0}, {"never", -1}, {"35.5ms", 35500 * time.Microsecond}, {"", -1}} {
-		if got := (raftStats{LastContact: tc.contact}).serverStats().LastContact; got != tc.want {
-			t.Errorf("serverStats() of last_contact %q = %s, want %s", tc.contact, got, tc.want)
-		}
+		t.Errorf("x1 stats after it stopped answering = %+v, want term 3, index 40, last contact 2s and a bit", st)
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/conclavehq/conclave/consensus"
 	"github.com/conclavehq/conclave/gossip"
@@ -20,44 +19,40 @@ const reconcileInterval = 60 * time.Second
 // reconcileOpTimeout bounds one AddVoter or RemoveServer.
 const reconcileOpTimeout = 10 * time.Second
 
-// raftMembership is the part of consensus.Node the reconciler uses; the
+// RaftMembership is the part of consensus.Node the reconciler uses; the
 // tests give it an in-memory Raft.
-type raftMembership interface {
+type RaftMembership interface {
 	Configuration() ([]consensus.Server, uint64, error)
 	AddVoter(ctx context.Context, id, addr string) error
 	RemoveServer(ctx context.Context, id string) error
-	LeaderCh() <-chan bool
-	IsLeader() bool
 }
 
-// memberSource is the part of gossip.Pool the reconciler uses.
-type memberSource interface {
-	Members() []serf.Member
+// Members is the part of gossip.Pool that lists members.
+type Members interface {
+	Members() []gossip.Member
 }
 
-// reconciler is the leader's membership loop: it turns gossip membership
-// into Raft membership. It runs only while this server leads: on gaining
-// leadership, on every member event (Poke) and every reconcileInterval.
-type reconciler struct {
+// Reconciler is the leader's membership loop: it turns gossip membership
+// into Raft membership. It runs only while this server leads (Run is a
+// leader duty): on gaining leadership, on every member event (Poke) and
+// every reconcileInterval.
+type Reconciler struct {
 	logger hclog.Logger
-	raft   raftMembership
-	pool   memberSource
+	raft   RaftMembership
+	pool   Members
 	selfID string
 	dc     string
 
 	trigger chan struct{}
 
-	// tasks run beside the membership loop while this server leads; each
-	// returns when its context ends. Run owns the leadership signal, so
-	// other leader duties hang off it here.
-	tasks []func(ctx context.Context)
-
 	mu     sync.Mutex
 	reaped map[string]string // node ID -> name, reaped since the last pass
 }
 
-func newReconciler(logger hclog.Logger, r raftMembership, pool memberSource, selfID, dc string) *reconciler {
-	return &reconciler{
+// NewReconciler returns the reconciler of the server selfID in datacenter
+// dc.
+func NewReconciler(logger hclog.Logger, r RaftMembership, pool Members, selfID, dc string) *Reconciler {
+	return &Reconciler{
 		logger:  logger.Named("reconcile"),
 		raft:    r,
 		pool:    pool,
@@ -69,7 +64,7 @@ func newReconciler(logger hclog.Logger, r raftMembership, pool memberSource, sel
 }
 
 // Poke asks for a pass soon; it never blocks.
-func (r *reconciler) Poke() {
+func (r *Reconciler) Poke() {
 	select {
 	case r.trigger <- struct{}{}:
 	default:
@@ -78,7 +73,7 @@ func (r *reconciler) Poke() {
 
 // Reaped records servers that Serf reaped, so the next pass removes them
 // from Raft: once reaped they are no longer in the member list.
-func (r *reconciler) Reaped(members []serf.Member) {
+func (r *Reconciler) Reaped(members []gossip.Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range members {
@@ -88,49 +83,8 @@ func (r *reconciler) Reaped(members []serf.Member) {
 	}
 }
 
-// Run waits for leadership and reconciles while it lasts, until ctx ends.
-func (r *reconciler) Run(ctx context.Context) {
-	var (
-		stop func()
-		done chan struct{}
-	)
-	lead := func(isLeader bool) {
-		if stop != nil {
-			stop()
-			<-done
-			stop = nil
-		}
-		if isLeader {
-			var lctx context.Context
-			lctx, stop = context.WithCancel(ctx)
-			done = make(chan struct{})
-			var wg sync.WaitGroup
-			for _, task := range append([]func(context.Context){r.leaderLoop}, r.tasks...) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					task(lctx)
-				}()
-			}
-			go func() {
-				wg.Wait()
-				close(done)
-			}()
-		}
-	}
-	defer lead(false)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case isLeader := <-r.raft.LeaderCh():
-			// Signals can coalesce; trust the current state over the value.
-			lead(isLeader && r.raft.IsLeader())
-		}
-	}
-}
-
-func (r *reconciler) leaderLoop(ctx context.Context) {
+// Run reconciles until ctx ends, that is while this server leads.
+func (r *Reconciler) Run(ctx context.Context) {
 	r.logger.Info("gained leadership; reconciling membership")
 	t := time.NewTicker(reconcileInterval)
 	defer t.Stop()
@@ -161,7 +115,7 @@ var errLostLeadership = errors.New("lost leadership during reconcile")
 //
 // The leader never removes itself here, and a pass stops at the first
 // sign that this server no longer leads.
-func (r *reconciler) Pass(ctx context.Context) error {
+func (r *Reconciler) Pass(ctx context.Context) error {
 	servers, _, err := r.raft.Configuration()
 	if err != nil {
 		return err
@@ -188,12 +142,12 @@ func (r *reconciler) Pass(ctx context.Context) error {
 			return err
 		}
 		switch m.Status {
-		case serf.StatusAlive:
+		case gossip.StatusAlive:
 			alive[s.ID] = true
 			if err := r.ensureVoter(ctx, s, byID, byAddr); err != nil {
 				return err
 			}
-		case serf.StatusLeft:
+		case gossip.StatusLeft:
 			if _, ok := byID[s.ID]; ok && s.ID != r.selfID {
 				if err := r.remove(ctx, s.ID, s.Name, "left"); err != nil {
 					return err
@@ -211,7 +165,7 @@ func (r *reconciler) Pass(ctx context.Context) error {
 	return nil
 }
 
-func (r *reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID, byAddr map[string]consensus.Server) error {
+func (r *Reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID, byAddr map[string]consensus.Server) error {
 	addr := s.RaftAddr()
 	cur, known := byID[s.ID]
 	if known && cur.Address == addr && cur.Voter {
@@ -241,7 +195,7 @@ func (r *reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID,
 	return nil
 }
 
-func (r *reconciler) remove(ctx context.Context, id, name, why string) error {
+func (r *Reconciler) remove(ctx context.Context, id, name, why string) error {
 	r.logger.Info("removing server", "server", name, "id", id, "reason", why)
 	octx, cancel := context.WithTimeout(ctx, reconcileOpTimeout)
 	defer cancel()
@@ -251,7 +205,7 @@ func (r *reconciler) remove(ctx context.Context, id, name, why string) error {
 	return nil
 }
 
-func (r *reconciler) opErr(err error) error {
+func (r *Reconciler) opErr(err error) error {
 	if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrShutdown) {
 		return errLostLeadership
 	}

@@ -1,7 +1,8 @@
-package agent
+package serverport
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,17 +11,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/conclavehq/conclave/gossip"
 )
 
-type staticMembers []serf.Member
+type staticMembers []gossip.Member
 
-func (m staticMembers) Members() []serf.Member { return m }
+func (m staticMembers) Members() []gossip.Member { return m }
 
-func routedServer(name string, addr *net.TCPAddr, status serf.MemberStatus) serf.Member {
-	return serf.Member{Name: name, Addr: addr.IP, Status: status, Tags: map[string]string{
+func routedServer(name string, addr *net.TCPAddr, status gossip.Status) gossip.Member {
+	return gossip.Member{Name: name, Addr: addr.IP, Status: status, Tags: map[string]string{
 		gossip.TagRole: gossip.RoleServer, gossip.TagID: name + "-id", gossip.TagDC: "dc1",
 		gossip.TagRaftPort: strconv.Itoa(addr.Port),
 	}}
@@ -86,20 +85,22 @@ func TestServerRouterMovesOnWhenADialFails(t *testing.T) {
 		w.Header().Set("X-Consul-Index", "7")
 		io.WriteString(w, "true")
 	}))
-	other := routedServer("other-dc", live, serf.StatusAlive)
+	other := routedServer("other-dc", live, gossip.StatusAlive)
 	other.Tags[gossip.TagDC] = "dc2"
 	members := staticMembers{
-		routedServer("dead", deadAddr(t), serf.StatusAlive), // gossip has not noticed yet
-		routedServer("live", live, serf.StatusAlive),
-		routedServer("failed", live, serf.StatusFailed),
+		routedServer("dead", deadAddr(t), gossip.StatusAlive), // gossip has not noticed yet
+		routedServer("live", live, gossip.StatusAlive),
+		routedServer("failed", live, gossip.StatusFailed),
 		other,
 	}
-	sr := &serverRouter{pool: members, dc: "dc1", client: newServerClient(), preferred: members[0].Addr.String() + ":" + members[0].Tags[gossip.TagRaftPort]}
+	sr := &Router{pool: members, dc: "dc1", client: NewClient(), preferred: members[0].Addr.String() + ":" + members[0].Tags[gossip.TagRaftPort]}
 
 	for i := range 3 {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodPut, "/v1/kv/k?cas=0", strings.NewReader("v"+strconv.Itoa(i)))
-		sr.forward(w, r)
+		if err := sr.Forward(w, r); err != nil {
+			t.Fatalf("attempt %d: Forward: %v", i, err)
+		}
 		if w.Code != 200 || w.Body.String() != "true" || w.Header().Get("X-Consul-Index") != "7" {
 			t.Fatalf("attempt %d: %d %q %v; want the live server's answer", i, w.Code, w.Body.String(), w.Header())
 		}
@@ -113,24 +114,25 @@ func TestServerRouterMovesOnWhenADialFails(t *testing.T) {
 	}
 }
 
-// TestServerRouterWithoutServers answers 503 with Consul's message when no
-// alive server is known, and when every server's dial fails.
+// TestServerRouterWithoutServers fails with Consul's message (which the
+// HTTP API answers with 503) when no alive server is known, and when every
+// server's dial fails.
 func TestServerRouterWithoutServers(t *testing.T) {
 	for name, members := range map[string]staticMembers{
 		"none known": {},
-		"all failed": {routedServer("s", deadAddr(t), serf.StatusFailed)},
+		"all failed": {routedServer("s", deadAddr(t), gossip.StatusFailed)},
 	} {
-		sr := &serverRouter{pool: members, dc: "dc1", client: newServerClient()}
+		sr := &Router{pool: members, dc: "dc1", client: NewClient()}
 		w := httptest.NewRecorder()
-		sr.forward(w, httptest.NewRequest(http.MethodGet, "/v1/kv/k", nil))
-		if w.Code != 503 || w.Body.String() != "No known Conclave servers\n" {
-			t.Errorf("%s: %d %q, want 503 No known Conclave servers", name, w.Code, w.Body.String())
+		err := sr.Forward(w, httptest.NewRequest(http.MethodGet, "/v1/kv/k", nil))
+		if !errors.Is(err, ErrNoServers) || err.Error() != "No known Conclave servers" || w.Body.Len() != 0 {
+			t.Errorf("%s: Forward = %v, body %q; want No known Conclave servers and nothing written", name, err, w.Body.String())
 		}
 	}
-	sr := &serverRouter{pool: staticMembers{routedServer("s", deadAddr(t), serf.StatusAlive)}, dc: "dc1", client: newServerClient()}
+	sr := &Router{pool: staticMembers{routedServer("s", deadAddr(t), gossip.StatusAlive)}, dc: "dc1", client: NewClient()}
 	w := httptest.NewRecorder()
-	sr.forward(w, httptest.NewRequest(http.MethodGet, "/v1/kv/k", nil))
-	if w.Code != 503 || !strings.HasPrefix(w.Body.String(), "forward to server: ") || !strings.Contains(w.Body.String(), "connection refused") {
-		t.Errorf("unreachable server: %d %q, want 503 forward to server: ... connection refused", w.Code, w.Body.String())
+	err := sr.Forward(w, httptest.NewRequest(http.MethodGet, "/v1/kv/k", nil))
+	if err == nil || !strings.HasPrefix(err.Error(), "forward to server: ") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("unreachable server: Forward = %v, want forward to server: ... connection refused", err)
 	}
 }

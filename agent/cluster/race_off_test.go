@@ -1,0 +1,6 @@
+//go:build !race
+
+package cluster
+
+// raceDetector reports whether the tests run with -race.
+const raceDetector = false
