@@ -155,17 +155,17 @@ func (b *builder) applyTLS(f *file, r *rawTLS) (errs []error) {
 			}
 		}
 		if raw.MinVersion != nil {
-			v, err := parseTLSVersion(*raw.MinVersion)
-			if err != nil {
-				errs = append(errs, f.origin(p+"tls_min_version").error(true, "Invalid "+p+"tls_min_version", err.Error()))
+			v, problem := parseTLSVersion(*raw.MinVersion)
+			if problem != "" {
+				errs = append(errs, f.origin(p+"tls_min_version").error(true, "Invalid "+p+"tls_min_version", problem))
 			} else {
 				fromFile(b, f, p+"tls_min_version", &v, &dst.MinVersion)
 			}
 		}
 		if raw.CipherSuites != nil {
-			ids, err := parseCipherSuites(*raw.CipherSuites)
-			if err != nil {
-				errs = append(errs, f.origin(p+"tls_cipher_suites").error(true, "Invalid "+p+"tls_cipher_suites", err.Error()))
+			ids, problem := parseCipherSuites(*raw.CipherSuites)
+			if problem != "" {
+				errs = append(errs, f.origin(p+"tls_cipher_suites").error(true, "Invalid "+p+"tls_cipher_suites", problem))
 			} else {
 				fromFile(b, f, p+"tls_cipher_suites", &ids, &dst.CipherSuites)
 			}
@@ -204,53 +204,56 @@ func (b *builder) resolveTLS() {
 	}
 }
 
-// parseTLSVersion parses a tls_min_version value.
-func parseTLSVersion(s string) (uint16, error) {
+// parseTLSVersion parses a tls_min_version value. It returns a
+// description of the problem, or "".
+func parseTLSVersion(s string) (uint16, string) {
 	if v, ok := tlsVersions[s]; ok {
-		return v, nil
+		return v, ""
 	}
 	switch s {
 	case "TLSv1_0", "TLSv1_1", "tls10", "tls11":
-		return 0, fmt.Errorf("TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused; use \"TLSv1_2\" or \"TLSv1_3\", got %s.", quote(s))
+		return 0, fmt.Sprintf("TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused; use \"TLSv1_2\" or \"TLSv1_3\", got %s.", quote(s))
 	}
-	return 0, fmt.Errorf("tls_min_version must be \"TLSv1_2\" or \"TLSv1_3\", got %s.", quote(s))
+	return 0, fmt.Sprintf("tls_min_version must be \"TLSv1_2\" or \"TLSv1_3\", got %s.", quote(s))
 }
 
 // parseCipherSuites parses a tls_cipher_suites value: Go's names of TLS 1.2
-// suites, separated by commas.
-func parseCipherSuites(s string) ([]uint16, error) {
+// suites, separated by commas. It returns a description of the problem,
+// or "".
+func parseCipherSuites(s string) ([]uint16, string) {
 	var ids []uint16
 	for name := range strings.SplitSeq(s, ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
-			return nil, fmt.Errorf("tls_cipher_suites has an empty name; give Go's names separated by commas, such as \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\".")
+			return nil, "tls_cipher_suites has an empty name; give Go's names separated by commas, such as \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"."
 		}
-		id, err := cipherSuite(name)
-		if err != nil {
-			return nil, err
+		id, problem := cipherSuite(name)
+		if problem != "" {
+			return nil, problem
 		}
 		ids = append(ids, id)
 	}
-	return ids, nil
+	return ids, ""
 }
 
-// cipherSuite returns the ID of the TLS 1.2 cipher suite Go names name.
-func cipherSuite(name string) (uint16, error) {
+// cipherSuite returns the ID of the TLS 1.2 cipher suite Go names name, or
+// a description of the problem.
+func cipherSuite(name string) (uint16, string) {
 	for _, cs := range tls.CipherSuites() {
 		if cs.Name != name {
 			continue
 		}
 		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
-			return 0, fmt.Errorf("cipher suite %s is a TLS 1.3 suite, and TLS 1.3 suites are not configurable; leave it out.", name)
+			return 0, fmt.Sprintf("cipher suite %s is a TLS 1.3 suite, and TLS 1.3 suites are not configurable; leave it out.", name)
 		}
-		return cs.ID, nil
+		return cs.ID, ""
 	}
 	for _, cs := range tls.InsecureCipherSuites() {
 		if cs.Name == name {
-			return 0, fmt.Errorf("cipher suite %s is insecure and refused.", name)
+			return 0, fmt.Sprintf("cipher suite %s is insecure and refused.", name)
 		}
 	}
-	return 0, fmt.Errorf("unknown cipher suite %s; use Go's names, such as \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\".", quote(name))
+	return 0, fmt.Sprintf("unknown cipher suite %s; use Go's names, such as \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\".", quote(name))
 }
 
 // checkTLS checks the resolved tls block and the HTTP and HTTPS ports.
@@ -286,8 +289,8 @@ func (v *validator) checkTLSConfig(prefix string, t *TLSConfig) {
 		v.tlsFail(prefix+"tls_min_version", true, "tls_min_version must be TLS 1.2 or TLS 1.3; TLS 1.0 and 1.1 are refused.")
 	}
 	for _, id := range t.CipherSuites {
-		if _, err := cipherSuite(tls.CipherSuiteName(id)); err != nil {
-			v.tlsFail(prefix+"tls_cipher_suites", true, err.Error())
+		if _, problem := cipherSuite(tls.CipherSuiteName(id)); problem != "" {
+			v.tlsFail(prefix+"tls_cipher_suites", true, problem)
 			break
 		}
 	}
@@ -309,12 +312,12 @@ func (v *validator) checkTLSConfig(prefix string, t *TLSConfig) {
 	}
 	if t.CAFile != "" {
 		if err := checkCAFile(t.CAFile); err != nil {
-			v.tlsFail(prefix+"ca_file", true, err.Error())
+			v.tlsFail(prefix+"ca_file", true, err.Error()+".")
 		}
 	}
 	if t.CAPath != "" {
 		if err := checkCAPath(t.CAPath); err != nil {
-			v.tlsFail(prefix+"ca_path", true, err.Error())
+			v.tlsFail(prefix+"ca_path", true, err.Error()+".")
 		}
 	}
 	if t.VerifyIncoming && !hasCA {
@@ -352,14 +355,14 @@ func (v *validator) tlsFail(key string, atValue bool, detail string) {
 	v.fail(key, atValue, "Invalid "+key, detail)
 }
 
-// MaxTLSFileSize is the largest certificate, key or CA file read, in
+// maxTLSFileSize is the largest certificate, key or CA file read, in
 // bytes, so that a path naming something else, such as /dev/zero, cannot
 // fill the memory.
-const MaxTLSFileSize = 1 << 20
+const maxTLSFileSize = 1 << 20
 
-// ReadTLSFile reads a certificate, key or CA file: a regular file of at
-// most MaxTLSFileSize bytes.
-func ReadTLSFile(path string) ([]byte, error) {
+// readTLSFile reads a certificate, key or CA file: a regular file of at
+// most maxTLSFileSize bytes.
+func readTLSFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, pathErr(err)
@@ -372,12 +375,12 @@ func ReadTLSFile(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxTLSFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, maxTLSFileSize+1))
 	if err != nil {
 		return nil, pathErr(err)
 	}
-	if len(b) > MaxTLSFileSize {
-		return nil, fmt.Errorf("larger than %d bytes", MaxTLSFileSize)
+	if len(b) > maxTLSFileSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTLSFileSize)
 	}
 	return b, nil
 }
@@ -385,11 +388,11 @@ func ReadTLSFile(path string) ([]byte, error) {
 // checkKeyPair checks that certFile and keyFile hold a certificate and its
 // private key.
 func checkKeyPair(certFile, keyFile string) error {
-	certPEM, err := ReadTLSFile(certFile)
+	certPEM, err := readTLSFile(certFile)
 	if err != nil {
 		return fmt.Errorf("read certificate %s: %w", quote(certFile), err)
 	}
-	keyPEM, err := ReadTLSFile(keyFile)
+	keyPEM, err := readTLSFile(keyFile)
 	if err != nil {
 		return fmt.Errorf("read key %s: %w", quote(keyFile), err)
 	}
@@ -401,12 +404,12 @@ func checkKeyPair(certFile, keyFile string) error {
 
 // checkCAFile checks that path is a PEM file of at least one certificate.
 func checkCAFile(path string) error {
-	b, err := ReadTLSFile(path)
+	b, err := readTLSFile(path)
 	if err != nil {
-		return fmt.Errorf("read CA file %s: %v.", quote(path), err)
+		return fmt.Errorf("read CA file %s: %v", quote(path), err)
 	}
 	if err := checkPEMCerts(b); err != nil {
-		return fmt.Errorf("CA file %s %v.", quote(path), err)
+		return fmt.Errorf("CA file %s %v", quote(path), err)
 	}
 	return nil
 }
@@ -416,7 +419,7 @@ func checkCAFile(path string) error {
 func checkCAPath(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("read CA directory %s: %v.", quote(dir), pathErr(err))
+		return fmt.Errorf("read CA directory %s: %v", quote(dir), pathErr(err))
 	}
 	found := false
 	for _, e := range entries {
@@ -424,17 +427,17 @@ func checkCAPath(dir string) error {
 		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		b, err := ReadTLSFile(path)
+		b, err := readTLSFile(path)
 		if err != nil {
-			return fmt.Errorf("read CA file %s: %v.", quote(path), err)
+			return fmt.Errorf("read CA file %s: %v", quote(path), err)
 		}
 		if err := checkPEMCerts(b); err != nil {
-			return fmt.Errorf("CA file %s %v.", quote(path), err)
+			return fmt.Errorf("CA file %s %v", quote(path), err)
 		}
 		found = true
 	}
 	if !found {
-		return fmt.Errorf("CA directory %s has no certificate files.", quote(dir))
+		return fmt.Errorf("CA directory %s has no certificate files", quote(dir))
 	}
 	return nil
 }

@@ -94,9 +94,9 @@ type Config struct {
 	TLS TLSConfig
 }
 
-// TLSConfig is the client side of HTTPS. Each empty field falls back to
-// its CONCLAVE_ variable, then to Consul's CONSUL_ one, as Consul's CLI
-// reads them.
+// TLSConfig is the client side of HTTPS, read only when the address is
+// https. Each empty field falls back to its CONCLAVE_ variable, then to
+// Consul's CONSUL_ one, as Consul's CLI reads them.
 type TLSConfig struct {
 	// CAFile is a PEM file of the CAs the agent's certificate must be
 	// signed by. Empty means $CONCLAVE_CACERT, else $CONSUL_CACERT, else
@@ -140,11 +140,15 @@ func NewClientConfig(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.clientConfig()
-	if err != nil {
-		return nil, err
+	// As in Consul, the TLS files are read only for an https agent, so
+	// that a stale CONSUL_CACERT does not break a plain HTTP one.
+	if strings.HasPrefix(c.base, "https://") {
+		tlsCfg, err := cfg.TLS.clientConfig()
+		if err != nil {
+			return nil, err
+		}
+		c.http.Transport.(*http.Transport).TLSClientConfig = tlsCfg
 	}
-	c.http.Transport.(*http.Transport).TLSClientConfig = tlsCfg
 	if c.token, err = resolveToken(cfg); err != nil {
 		return nil, err
 	}

@@ -99,6 +99,10 @@ func TestClientTLS(t *testing.T) {
 		},
 		{name: "CA file not PEM", cfg: Config{Address: srv.URL, TLS: TLSConfig{CAFile: "tls_test.go"}}, wantErr: "CA file tls_test.go has no PEM certificate"},
 		{name: "cert without key", cfg: Config{Address: srv.URL, TLS: TLSConfig{CertFile: caFile}}, wantErr: "given without a client key"},
+		{
+			name: "TLS files ignored for http", cfg: Config{Address: "http://" + hostPort},
+			env: map[string]string{CACertEnv: filepath.Join(t.TempDir(), "missing.pem")}, wantErr: "Unexpected response code: 400 (Client sent an HTTP request to an HTTPS server.)",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
