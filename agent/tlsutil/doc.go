@@ -20,7 +20,7 @@
 //     certificate cannot act as a server.
 //   - Reload reads the files again, on SIGHUP or PUT /v1/agent/reload.
 //     The configs read the current material at each handshake (through
-//     GetConfigForClient, GetClientCertificate and VerifyConnection), so
+//     GetCertificate, GetClientCertificate and VerifyConnection), so
 //     the next connection uses the new files and open connections are left
 //     alone. A failed Reload keeps the previous material.
 //

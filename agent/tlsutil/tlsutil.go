@@ -260,27 +260,29 @@ func (c *Configurator) base() *tls.Config {
 }
 
 // IncomingConfig returns the config of a listener: the server port's, or
-// the HTTPS listener's. It presents the current certificate; with
-// VerifyIncoming it requires a client certificate signed by the current
-// CA, otherwise it asks for none. Each handshake reads the material of the
-// last successful Reload.
+// the HTTPS listener's (give it to http.Server.TLSConfig and call
+// ServeTLS with empty file names). It presents the current certificate;
+// with VerifyIncoming it requires a client certificate signed by the
+// current CA for client authentication, otherwise it asks for none. Each
+// handshake reads the material of the last successful Reload: the
+// certificate through GetCertificate, the CA in VerifyConnection, since
+// crypto/tls's own check could only use a fixed ClientCAs.
 func (c *Configurator) IncomingConfig() *tls.Config {
-	outer := c.base()
-	outer.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	cfg := c.base()
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		m := c.cur.Load()
 		if m.cert == nil {
 			return nil, fmt.Errorf("tls: %w", ErrNoCertificate)
 		}
-		cfg := c.base()
-		cfg.Certificates = []tls.Certificate{*m.cert}
-		cfg.ClientAuth = tls.NoClientCert
-		if c.cfg.VerifyIncoming {
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
-			cfg.ClientCAs = m.pool
-		}
-		return cfg, nil
+		return m.cert, nil
 	}
-	return outer
+	if c.cfg.VerifyIncoming {
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return c.verify(cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth)
+		}
+	}
+	return cfg
 }
 
 // OutgoingConfig returns the config for connections this agent opens to a

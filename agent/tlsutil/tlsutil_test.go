@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"io/fs"
+	"log"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -452,5 +455,74 @@ func TestNewErrors(t *testing.T) {
 	writeFile(t, caDir, "ca.pem", ca.cert)
 	if _, err := New(Config{CAPath: caDir, VerifyOutgoing: true}); err != nil {
 		t.Errorf("New(CAPath) error = %v", err)
+	}
+}
+
+// TestHTTPS serves HTTP/2 over IncomingConfig with net/http, as the HTTPS
+// listener will: mutual TLS, and a reload that applies to the next
+// connection.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	certFile, keyFile := ca.issue(t, "agent", "first."+Domain)
+	cliCert, cliKey := ca.issue(t, "cli", ClientName("dc1"))
+	c := mustNew(t, Config{CAFile: ca.certFile, CertFile: certFile, KeyFile: keyFile, VerifyIncoming: true, Datacenter: "dc1"})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(r.TLS.PeerCertificates[0].Subject.CommonName))
+		}),
+		TLSConfig:         c.IncomingConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	get := func(certs []tls.Certificate) (*http.Response, error) {
+		tr := &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: ca.pool, ServerName: "localhost", Certificates: certs},
+			ForceAttemptHTTP2: true,
+		}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := client.Get("https://" + ln.Addr().String() + "/")
+		if err != nil {
+			return nil, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Header.Set("Body", string(body))
+		return resp, nil
+	}
+	certs := []tls.Certificate{keyPair(t, cliCert, cliKey)}
+	resp, err := get(certs)
+	if err != nil {
+		t.Fatalf("GET with a client certificate: %v", err)
+	}
+	if resp.Proto != "HTTP/2.0" || resp.Header.Get("Body") != ClientName("dc1") || resp.TLS.PeerCertificates[0].Subject.CommonName != "first."+Domain {
+		t.Errorf("GET: proto %s, body %q, server %s; want HTTP/2.0, %s, first.%s",
+			resp.Proto, resp.Header.Get("Body"), resp.TLS.PeerCertificates[0].Subject.CommonName, ClientName("dc1"), Domain)
+	}
+	if _, err := get(nil); err == nil {
+		t.Error("GET without a client certificate succeeded")
+	}
+
+	newCert, newKey := ca.issue(t, "second", "second."+Domain)
+	mustRename(t, newCert, certFile)
+	mustRename(t, newKey, keyFile)
+	if err := c.Reload(); err != nil {
+		t.Fatalf("Reload() error = %v", err)
+	}
+	resp, err = get(certs)
+	if err != nil {
+		t.Fatalf("GET after Reload: %v", err)
+	}
+	if got := resp.TLS.PeerCertificates[0].Subject.CommonName; got != "second."+Domain {
+		t.Errorf("GET after Reload: server presented %s, want second.%s", got, Domain)
 	}
 }
