@@ -29,9 +29,9 @@ type TLS struct {
 	HTTPS TLSConfig
 }
 
-// TLSConfig is the TLS configuration of one listener. Every file is read
-// and checked by Validate, and read again by the agent when it starts and
-// when it reloads.
+// TLSConfig is the TLS configuration of one listener. Validate reads and
+// checks every file it names; agent/tlsutil reads them again to build the
+// listener's *tls.Config, and again on each reload.
 type TLSConfig struct {
 	// CAFile is a PEM file of the certificate authorities a peer's
 	// certificate must be signed by. Default none. Key: ca_file.
@@ -101,16 +101,6 @@ type rawTLSConfig struct {
 	VerifyServerHostname *bool   `hcl:"verify_server_hostname"`
 	MinVersion           *string `hcl:"tls_min_version"`
 	CipherSuites         *string `hcl:"tls_cipher_suites"`
-}
-
-// tlsBlocks are the blocks of rawTLS, in the order of the schema.
-var tlsBlocks = []string{"defaults", "internal_rpc", "https"}
-
-// tlsKeys are the keys of a tls block whose values a listener inherits
-// from tls.defaults.
-var tlsKeys = []string{
-	"ca_file", "ca_path", "cert_file", "key_file", "verify_incoming", "verify_outgoing",
-	"tls_min_version", "tls_cipher_suites",
 }
 
 // tlsVersions are the values of tls_min_version, Consul's names.
@@ -271,7 +261,7 @@ func (v *validator) checkTLS() {
 		v.fail(key, true, "No HTTP API", "ports.http and ports.https are both -1 (off), so the HTTP API would not be served; "+
 			"set one of them to a port.")
 	}
-	if c.Ports.HTTPS >= 0 && c.TLS.HTTPS.CertFile == "" {
+	if c.Ports.HTTPS >= 0 && !c.TLS.HTTPS.Enabled() {
 		v.fail("ports.https", true, "Missing HTTPS certificate", fmt.Sprintf(
 			"ports.https is %d, but no certificate is configured for HTTPS; set tls.https.cert_file and key_file "+
 				"(or tls.defaults.cert_file and key_file), or set ports.https = -1.", c.Ports.HTTPS))
