@@ -194,8 +194,8 @@ func (c *AgentCommand) reload(opts config.LoadOptions, logger hclog.Logger) {
 	logger.Info("reloaded configuration", "log_level", res.Config.LogLevel)
 }
 
-// pathList collects -config-file and -config-dir values in command-line
-// order.
+// pathList collects the values of a repeatable flag in command-line order:
+// -config-file and -config-dir, and the -additional-* flags of tls.
 type pathList []string
 
 func (p *pathList) String() string     { return strings.Join(*p, ",") }

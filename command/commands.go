@@ -77,6 +77,21 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"snapshot save": func() (cli.Command, error) {
 			return &SnapshotSaveCommand{Meta: meta}, nil
 		},
+		"tls": func() (cli.Command, error) {
+			return &TLSCommand{}, nil
+		},
+		"tls ca": func() (cli.Command, error) {
+			return &TLSCACommand{}, nil
+		},
+		"tls ca create": func() (cli.Command, error) {
+			return &TLSCACreateCommand{Ui: ui}, nil
+		},
+		"tls cert": func() (cli.Command, error) {
+			return &TLSCertCommand{}, nil
+		},
+		"tls cert create": func() (cli.Command, error) {
+			return &TLSCertCreateCommand{Ui: ui}, nil
+		},
 		"validate": func() (cli.Command, error) {
 			return &ValidateCommand{Ui: ui}, nil
 		},

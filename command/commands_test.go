@@ -24,6 +24,7 @@ func TestCommands_names(t *testing.T) {
 		"operator bootstrap", "operator discover", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer",
 		"snapshot", "snapshot restore", "snapshot save",
+		"tls", "tls ca", "tls ca create", "tls cert", "tls cert create",
 		"validate", "version",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

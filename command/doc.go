@@ -13,8 +13,13 @@
 // agent/api.Client: it embeds Meta, whose FlagSet adds the shared HTTP API
 // flags, Consul's: -http-addr (default: $CONCLAVE_HTTP_ADDR, else
 // $CONSUL_HTTP_ADDR, else 127.0.0.1:8500), -token and -token-file (sent as
-// X-Consul-Token, which the agent ignores until Conclave has ACLs) and
-// -datacenter (sent as ?dc=). A typical Run:
+// X-Consul-Token, which the agent ignores until Conclave has ACLs),
+// -datacenter (sent as ?dc=), and for an https:// address -ca-file,
+// -ca-path, -client-cert, -client-key and -tls-server-name (default:
+// $CONCLAVE_CACERT, $CONCLAVE_CAPATH, $CONCLAVE_CLIENT_CERT,
+// $CONCLAVE_CLIENT_KEY, $CONCLAVE_TLS_SERVER_NAME, each else its CONSUL_
+// twin; $CONCLAVE_HTTP_SSL and $CONCLAVE_HTTP_SSL_VERIFY as in Consul).
+// A typical Run:
 //
 //  1. calls Meta.Setup, which parses the arguments (a bad flag is reported
 //     with the command's Help on Ui.Error instead of exiting), runs the
@@ -25,9 +30,11 @@
 //     "Key = value" lines, or, with -format=json, the agent/api types
 //     unchanged.
 //
-// validate, version and operator discover (without -via-agent) need no
-// agent: validate loads configuration files with the config package,
+// validate, version, tls and operator discover (without -via-agent) need
+// no agent: validate loads configuration files with the config package,
 // operator discover resolves retry_join entries with the discover package,
-// and version prints Version and GitCommit, which release builds set with
+// tls ca create and tls cert create write certificates made by
+// agent/tlsutil to the current directory (never overwriting a file), and
+// version prints Version and GitCommit, which release builds set with
 // -ldflags "-X".
 package command

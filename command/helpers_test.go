@@ -1,8 +1,10 @@
 package command
 
 import (
+	"encoding/pem"
 	"flag"
 	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -50,8 +52,37 @@ func newFakeAgent(t *testing.T, routes map[string]reply) *fakeAgent {
 // as the agent's KV and snapshot answers carry X-Consul-Index.
 func newFakeAgentWithHeader(t *testing.T, routes map[string]reply, header http.Header) *fakeAgent {
 	t.Helper()
+	a, srv := newFakeAgentServer(t, routes, header)
+	srv.Start()
+	a.addr = srv.Listener.Addr().String()
+	return a
+}
+
+// newFakeAgentTLS is newFakeAgent over HTTPS. Its addr is an https:// URL,
+// and caFile is a PEM file of its certificate (for 127.0.0.1 and
+// example.com), to give as -ca-file.
+func newFakeAgentTLS(t *testing.T, routes map[string]reply) (a *fakeAgent, caFile string) {
+	t.Helper()
+	a, srv := newFakeAgentServer(t, routes, nil)
+	// Refused handshakes are what some tests expect; keep them out of the
+	// test output.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	a.addr = srv.URL
+	caFile = filepath.Join(t.TempDir(), "agent-ca.pem")
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return a, caFile
+}
+
+// newFakeAgentServer returns a fake agent and its server, not started.
+// The server is closed when the test ends.
+func newFakeAgentServer(t *testing.T, routes map[string]reply, header http.Header) (*fakeAgent, *httptest.Server) {
+	t.Helper()
 	a := &fakeAgent{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := r.Method + " " + r.URL.EscapedPath()
 		if r.URL.RawQuery != "" {
 			req += "?" + r.URL.RawQuery
@@ -76,8 +107,7 @@ func newFakeAgentWithHeader(t *testing.T, routes map[string]reply, header http.H
 		_, _ = w.Write([]byte(rep.body))
 	}))
 	t.Cleanup(srv.Close)
-	a.addr = srv.Listener.Addr().String()
-	return a
+	return a, srv
 }
 
 // requests returns the requests seen so far as "METHOD /path?query".

@@ -14,7 +14,8 @@ import (
 
 // Meta holds what every command that talks to a running agent shares: the
 // Ui to write to and the HTTP API flags (-http-addr, -token, -token-file,
-// -datacenter). Such commands embed it.
+// -datacenter, and the TLS flags -ca-file, -ca-path, -client-cert,
+// -client-key, -tls-server-name). Such commands embed it.
 type Meta struct {
 	// Ui receives the command's output (Ui.Output) and its errors and
 	// warnings (Ui.Error, Ui.Warn).
@@ -55,6 +56,34 @@ HTTP API Options:
      CONCLAVE_HTTP_TOKEN_FILE or CONSUL_HTTP_TOKEN_FILE. A flag wins over
      any environment variable, and a CONCLAVE_ variable over a CONSUL_
      one; -token wins over -token-file.
+
+  -ca-file=<path>
+     A PEM file of the CAs the agent's HTTPS certificate must be signed
+     by. It can also be set with CONCLAVE_CACERT or CONSUL_CACERT.
+     Default: the system's CAs.
+
+  -ca-path=<path>
+     A directory of such PEM files. It can also be set with
+     CONCLAVE_CAPATH or CONSUL_CAPATH.
+
+  -client-cert=<path>
+     A PEM client certificate for an agent with verify_incoming. Needs
+     -client-key. It can also be set with CONCLAVE_CLIENT_CERT or
+     CONSUL_CLIENT_CERT.
+
+  -client-key=<path>
+     The PEM key of -client-cert. It can also be set with
+     CONCLAVE_CLIENT_KEY or CONSUL_CLIENT_KEY.
+
+  -tls-server-name=<name>
+     The name the agent's certificate is checked for, instead of the host
+     of -http-addr, such as server.dc1.conclave. It can also be set with
+     CONCLAVE_TLS_SERVER_NAME or CONSUL_TLS_SERVER_NAME.
+
+  HTTPS is used when -http-addr is an https:// URL, or has no scheme and
+  CONCLAVE_HTTP_SSL (or CONSUL_HTTP_SSL) is true. CONCLAVE_HTTP_SSL_VERIFY
+  (or CONSUL_HTTP_SSL_VERIFY) = false turns off the check of the agent's
+  certificate.
 `
 
 // FlagSet returns a flag set for the command name that carries the HTTP API
@@ -66,6 +95,11 @@ func (m *Meta) FlagSet(name, help string) *flag.FlagSet {
 	fs.StringVar(&m.apiConfig.Address, "http-addr", "", "")
 	fs.StringVar(&m.apiConfig.Token, "token", "", "")
 	fs.StringVar(&m.apiConfig.TokenFile, "token-file", "", "")
+	fs.StringVar(&m.apiConfig.TLS.CAFile, "ca-file", "", "")
+	fs.StringVar(&m.apiConfig.TLS.CAPath, "ca-path", "", "")
+	fs.StringVar(&m.apiConfig.TLS.CertFile, "client-cert", "", "")
+	fs.StringVar(&m.apiConfig.TLS.KeyFile, "client-key", "", "")
+	fs.StringVar(&m.apiConfig.TLS.ServerName, "tls-server-name", "", "")
 	return fs
 }
 

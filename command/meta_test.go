@@ -19,6 +19,10 @@ var httpEnv = []string{
 	api.HTTPAddrEnv, api.ConsulHTTPAddrEnv,
 	api.HTTPTokenEnv, api.HTTPTokenFileEnv,
 	api.ConsulHTTPTokenEnv, api.ConsulHTTPTokenFileEnv,
+	api.CACertEnv, api.ConsulCACertEnv, api.CAPathEnv, api.ConsulCAPathEnv,
+	api.ClientCertEnv, api.ConsulClientCertEnv, api.ClientKeyEnv, api.ConsulClientKeyEnv,
+	api.HTTPSSLEnv, api.ConsulHTTPSSLEnv, api.HTTPSSLVerifyEnv, api.ConsulHTTPSSLVerifyEnv,
+	api.TLSServerNameEnv, api.ConsulTLSServerNameEnv,
 }
 
 // clearHTTPEnv unsets, for the test, the variables of httpEnv that the
@@ -228,8 +232,10 @@ func TestHTTPFlagsInEveryCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("factory %q: %v", name, err)
 		}
-		if !slices.ContainsFunc([]string{"agent", "validate", "version", "kv", "operator", "operator raft", "operator autopilot", "snapshot"}, func(s string) bool { return s == name }) {
-			for _, f := range []string{"-datacenter=<name>", "-http-addr=<address>", "-token=<value>", "-token-file=<path>"} {
+		if !slices.ContainsFunc([]string{"agent", "validate", "version", "kv", "operator", "operator raft", "operator autopilot", "snapshot",
+			"tls", "tls ca", "tls ca create", "tls cert", "tls cert create"}, func(s string) bool { return s == name }) {
+			for _, f := range []string{"-datacenter=<name>", "-http-addr=<address>", "-token=<value>", "-token-file=<path>",
+				"-ca-file=<path>", "-ca-path=<path>", "-client-cert=<path>", "-client-key=<path>", "-tls-server-name=<name>"} {
 				if !strings.Contains(cmd.Help(), "\n  "+f+"\n") {
 					t.Errorf("%s: Help() does not document %s", name, f)
 				}

@@ -86,6 +86,10 @@ type Config struct {
 	// Performance tunes Raft timing.
 	Performance Performance
 
+	// TLS holds the certificates and the verification settings of the
+	// server port and of the HTTPS listener. Key: tls.
+	TLS TLS
+
 	// KVMaxValueSize is the largest value, in bytes, a key/value write may
 	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
 	// range 1 to 64 MiB. Key: kv_max_value_size.
@@ -104,8 +108,13 @@ type Config struct {
 
 // Ports are the ports the agent listens on.
 type Ports struct {
-	// HTTP is the HTTP API port. Default 8500. Key: ports.http, flag: -http-port.
+	// HTTP is the HTTP API port, or -1 to serve no plain HTTP. Default
+	// 8500. Key: ports.http, flag: -http-port.
 	HTTP int
+	// HTTPS is the port of the HTTP API over TLS, on client_addr, or -1 for
+	// none. It needs a certificate (tls.https or tls.defaults). Default -1;
+	// Consul's usual value is 8501. Key: ports.https.
+	HTTPS int
 	// SerfLAN is the gossip port (TCP and UDP). Default 8301.
 	// Key: ports.serf_lan, flag: -serf-lan-port.
 	SerfLAN int
@@ -145,8 +154,13 @@ func Default() *Config {
 		ClientAddr: "127.0.0.1",
 		Ports: Ports{
 			HTTP:    8500,
+			HTTPS:   -1,
 			SerfLAN: 8301,
 			Server:  8300,
+		},
+		TLS: TLS{
+			InternalRPC: defaultTLSConfig(),
+			HTTPS:       defaultTLSConfig(),
 		},
 		RetryInterval:  30 * time.Second,
 		LogLevel:       "info",

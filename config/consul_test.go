@@ -81,10 +81,10 @@ func TestConsulSettingErrors(t *testing.T) {
 			want: `server.hcl:2:3: Consul setting "encrypt" is not supported by this Conclave version yet; Gossip would run unencrypted and could not join nodes that encrypt it. Remove the setting until Conclave supports it.`,
 		},
 		{
-			name: "ports.https",
+			name: "legacy verify_incoming",
 			file: "server.hcl",
-			src:  "ports {\n  https = 8501\n}\n",
-			want: `server.hcl:2:3: Consul setting "ports.https" is not supported by this Conclave version yet; Conclave has no HTTPS listener, so the API would not be served where this asks. Remove the setting until Conclave supports it.`,
+			src:  "server = true\nverify_incoming = true\n",
+			want: `server.hcl:2:1: Consul setting "verify_incoming" is not supported by Conclave; A legacy TLS key that Conclave does not read; set tls.defaults.verify_incoming instead. Remove the setting.`,
 		},
 		{
 			name: "addresses.http",
@@ -105,10 +105,10 @@ func TestConsulSettingErrors(t *testing.T) {
 			want: `server.hcl:1:1: Consul setting "retry_join_wan" is not supported by Conclave; Conclave has no WAN federation, so these servers would never be joined. Remove the setting.`,
 		},
 		{
-			name: "JSON tls",
+			name: "JSON legacy ca_file",
 			file: "server.json",
-			src:  `{"server": true, "tls": {"defaults": {"verify_incoming": true}}}`,
-			want: `server.json:1:18: Consul setting "tls" is not supported by this Conclave version yet; Conclave has no TLS, so connections would be plain text. Remove the setting until Conclave supports it.`,
+			src:  `{"server": true, "ca_file": "ca.pem"}`,
+			want: `server.json:1:18: Consul setting "ca_file" is not supported by Conclave; A legacy TLS key that Conclave does not read; set tls.defaults.ca_file instead. Remove the setting.`,
 		},
 		{
 			name: "JSON addresses.http",
@@ -117,10 +117,10 @@ func TestConsulSettingErrors(t *testing.T) {
 			want: `server.json:1:16: Consul setting "addresses.http" is not supported by Conclave; The HTTP API would bind to client_addr instead; set client_addr to this address. Remove the setting.`,
 		},
 		{
-			name: "JSON ports.https",
+			name: "JSON addresses.https",
 			file: "server.json",
-			src:  `{"ports": {"http": 8500, "https": 8501}}`,
-			want: `server.json:1:26: Consul setting "ports.https" is not supported by this Conclave version yet; Conclave has no HTTPS listener, so the API would not be served where this asks. Remove the setting until Conclave supports it.`,
+			src:  `{"ports": {"http": 8500}, "addresses": {"https": "0.0.0.0"}}`,
+			want: `server.json:1:41: Consul setting "addresses.https" is not supported by Conclave; The HTTPS API would bind to client_addr instead; set client_addr to this address. Remove the setting.`,
 		},
 		{
 			name: "JSON array of objects",

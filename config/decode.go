@@ -35,11 +35,13 @@ type rawConfig struct {
 	Performance          *rawPerformance `hcl:"performance,block"`
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 	EnableDebug          *bool           `hcl:"enable_debug"`
+	TLS                  *rawTLS         `hcl:"tls,block"`
 }
 
 // rawPorts is the schema of the ports block.
 type rawPorts struct {
 	HTTP    *int `hcl:"http"`
+	HTTPS   *int `hcl:"https"`
 	SerfLAN *int `hcl:"serf_lan"`
 	Server  *int `hcl:"server"`
 }
@@ -136,11 +138,15 @@ func collectAttrs(body hcl.Body, schemaOf any, prefix string, attrs map[string]*
 			continue // a duplicate block is an error gohcl reports
 		}
 		seen[blk.Type] = true
-		switch blk.Type {
+		switch key := prefix + blk.Type; key {
 		case "ports":
 			collectAttrs(blk.Body, &rawPorts{}, "ports.", attrs)
 		case "performance":
 			collectAttrs(blk.Body, &rawPerformance{}, "performance.", attrs)
+		case "tls":
+			collectAttrs(blk.Body, &rawTLS{}, "tls.", attrs)
+		case "tls.defaults", "tls.internal_rpc", "tls.https":
+			collectAttrs(blk.Body, &rawTLSConfig{}, key+".", attrs)
 		}
 	}
 }

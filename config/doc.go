@@ -17,7 +17,10 @@
 // appends instead). Replacing keeps one rule for every key, lets a later
 // file or the command line point an agent somewhere else, and lets
 // "retry_join = []" clear the list. Blocks are not replaced as a whole:
-// "ports { http = 0 }" changes the HTTP port and keeps the others.
+// "ports { http = 0 }" changes the HTTP port and keeps the others. The
+// tls block has one more layer, Consul's: tls.internal_rpc and tls.https
+// each inherit from tls.defaults every key they leave out, once every
+// source is applied.
 //
 // # File format
 //
@@ -45,6 +48,17 @@
 //	  raft_multiplier = 2
 //	}
 //
+//	tls {
+//	  defaults {
+//	    ca_file   = "conclave-agent-ca.pem"
+//	    cert_file = "dc1-server-conclave-0.pem"
+//	    key_file  = "dc1-server-conclave-0-key.pem"
+//	  }
+//	  internal_rpc {
+//	    verify_server_hostname = true
+//	  }
+//	}
+//
 // Values are decoded into unexported raw structs whose fields are pointers,
 // so that a key left out differs from a key set to its zero value; a key
 // set to null counts as left out. HCL's usual conversions apply ("true" is a
@@ -58,7 +72,9 @@
 // bootstrap_expect below 1. When every file decodes, Load merges the layers
 // and calls Validate, which checks the result as a whole: bootstrap settings
 // on a client or used together, data_dir for servers, port ranges and
-// collisions, names, log level and the Raft multiplier. It also resolves the
+// collisions, names, log level, the Raft multiplier, and the tls block
+// (its certificate, key and CA files are read and parsed, and its
+// verify_* settings must have the CA and certificate they need). It also resolves the
 // go-sockaddr templates in bind_addr, advertise_addr and client_addr, and
 // creates data_dir if it is missing.
 //

@@ -33,6 +33,9 @@ func FuzzLoad(f *testing.F) {
 		"ui_config {\n  enabled = true\n}\nports {\n  grpc = 8502\n  https = 8501\n}\naddresses {\n  http = \"0.0.0.0\"\n  grpc = \"127.0.0.1\"\n}\nacl {}\n",
 		"addresses = { http = \"a\", (\"dns\") = \"b\", 1 = 2 }\ntelemetry = 3\nui = true\n",
 		`{"addresses": {"http": "0.0.0.0", "dns": null}, "ports": {"grpc": 8502}, "tls": {}, "connect": [1]}`,
+		"ports {\n  http = -1\n  https = 8501\n}\ntls {\n  defaults {\n    ca_file = \"ca.pem\"\n    cert_file = \"c.pem\"\n    key_file = \"k.pem\"\n    verify_incoming = true\n    verify_outgoing = true\n    tls_min_version = \"TLSv1_3\"\n  }\n  internal_rpc {\n    verify_server_hostname = true\n  }\n  https {\n    verify_incoming = false\n  }\n  grpc {}\n}\n",
+		"tls {\n  defaults {\n    tls_cipher_suites = \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,,TLS_RSA_WITH_RC4_128_SHA\"\n    ca_path = \"/\"\n  }\n  https {\n    verify_server_hostname = true\n    tls_min_version = \"TLSv1_0\"\n  }\n}\ntls {}\nverify_incoming = true\n",
+		`{"tls": {"defaults": {"verify_outgoing": "yes"}, "internal_rpc": [{"ca_file": null}], "https": {"tls_cipher_suites": ["a"]}}, "ports": {"https": -2}}`,
 	} {
 		f.Add(seed)
 	}

@@ -79,7 +79,8 @@ func Load(opts LoadOptions) (*LoadResult, error) {
 		// cluster; a server that just stops keeps its place and rejoins.
 		cfg.SkipLeaveOnInterrupt = cfg.Server
 	}
-	validateWarnings, err := cfg.validate(b.origins)
+	b.resolveTLS()
+	validateWarnings, err := cfg.validate(b.origins, b.tlsInherited)
 	warnings = append(warnings, validateWarnings...)
 	if err != nil {
 		return nil, err
@@ -194,10 +195,16 @@ type builder struct {
 	cfg     *Config
 	origins origins
 	source  int // the source being applied; see origin.source
+
+	// tlsDefaults is the tls.defaults block, which resolveTLS merges into
+	// cfg.TLS; tlsInherited maps each key a listener inherited from it,
+	// such as "tls.https.ca_file", to the key it came from.
+	tlsDefaults  TLSConfig
+	tlsInherited map[string]string
 }
 
 func newBuilder(dev bool) *builder {
-	b := &builder{cfg: Default(), origins: make(origins)}
+	b := &builder{cfg: Default(), origins: make(origins), tlsDefaults: defaultTLSConfig(), tlsInherited: make(map[string]string)}
 	if dev {
 		b.cfg = Dev()
 		// Leave advertise_addr to be derived from bind_addr, so that a file
@@ -258,6 +265,7 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	fromFile(b, f, "client_addr", r.ClientAddr, &c.ClientAddr)
 	if p := r.Ports; p != nil {
 		fromFile(b, f, "ports.http", p.HTTP, &c.Ports.HTTP)
+		fromFile(b, f, "ports.https", p.HTTPS, &c.Ports.HTTPS)
 		fromFile(b, f, "ports.serf_lan", p.SerfLAN, &c.Ports.SerfLAN)
 		fromFile(b, f, "ports.server", p.Server, &c.Ports.Server)
 	}
@@ -284,6 +292,9 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	}
 	fromFile(b, f, "kv_max_value_size", r.KVMaxValueSize, &c.KVMaxValueSize)
 	fromFile(b, f, "enable_debug", r.EnableDebug, &c.EnableDebug)
+	if r.TLS != nil {
+		errs = append(errs, b.applyTLS(f, r.TLS)...)
+	}
 	return errs
 }
 

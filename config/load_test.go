@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"os"
@@ -66,6 +67,9 @@ func mustLoad(t *testing.T, flags []string, paths ...string) *LoadResult {
 	return res
 }
 
+// wantTLS is the tls block of a configuration that sets none.
+var wantTLS = TLS{InternalRPC: TLSConfig{MinVersion: tls.VersionTLS12}, HTTPS: TLSConfig{MinVersion: tls.VersionTLS12}}
+
 // wantDefault is Default() as Load completes it on a host whose private IP
 // is testPrivateIP.
 func wantDefault(t *testing.T) *Config {
@@ -80,7 +84,8 @@ func wantDefault(t *testing.T) *Config {
 		BindAddr:       "0.0.0.0",
 		AdvertiseAddr:  testPrivateIP,
 		ClientAddr:     "127.0.0.1",
-		Ports:          Ports{HTTP: 8500, SerfLAN: 8301, Server: 8300},
+		Ports:          Ports{HTTP: 8500, HTTPS: -1, SerfLAN: 8301, Server: 8300},
+		TLS:            wantTLS,
 		RetryInterval:  30 * time.Second,
 		LogLevel:       "info",
 		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
@@ -166,7 +171,8 @@ enable_debug      = true
 		BindAddr:             "127.0.0.2",
 		AdvertiseAddr:        "192.0.2.7",
 		ClientAddr:           "0.0.0.0",
-		Ports:                Ports{HTTP: 18500, SerfLAN: 18301, Server: 18300},
+		Ports:                Ports{HTTP: 18500, HTTPS: -1, SerfLAN: 18301, Server: 18300},
+		TLS:                  wantTLS,
 		RetryJoin:            []string{"10.0.0.1", "provider=aws tag_key=role tag_value=server"},
 		RetryInterval:        90 * time.Second,
 		RetryMax:             7,
@@ -274,7 +280,7 @@ ports {
 			want: func(c *Config) {
 				c.NodeName, c.Datacenter, c.LogLevel = "base", "dir-20", "error"
 				c.RetryJoin = []string{"dir-20"} // replaced, not appended
-				c.Ports = Ports{HTTP: 2001, SerfLAN: 1002, Server: 3003}
+				c.Ports = Ports{HTTP: 2001, HTTPS: -1, SerfLAN: 1002, Server: 3003}
 			},
 		},
 		{
@@ -284,7 +290,7 @@ ports {
 				c.NodeName, c.Datacenter, c.LogLevel = "base", "base", "debug"
 				c.RetryJoin = []string{"base-1", "base-2"}
 				c.RetryMax = 3
-				c.Ports = Ports{HTTP: 1001, SerfLAN: 1002, Server: 3003}
+				c.Ports = Ports{HTTP: 1001, HTTPS: -1, SerfLAN: 1002, Server: 3003}
 			},
 		},
 		{
@@ -294,7 +300,7 @@ ports {
 			want: func(c *Config) {
 				c.NodeName, c.Datacenter, c.LogLevel = "base", "flag", "trace"
 				c.RetryJoin = []string{"f1", "f2"}
-				c.Ports = Ports{HTTP: 0, SerfLAN: 1002, Server: 3003}
+				c.Ports = Ports{HTTP: 0, HTTPS: -1, SerfLAN: 1002, Server: 3003}
 			},
 		},
 	}
@@ -340,7 +346,8 @@ func TestLoadFlags(t *testing.T) {
 		BindAddr:             "127.0.0.1",
 		AdvertiseAddr:        "127.0.0.3",
 		ClientAddr:           "127.0.0.4",
-		Ports:                Ports{HTTP: 1, SerfLAN: 2, Server: 3},
+		Ports:                Ports{HTTP: 1, HTTPS: -1, SerfLAN: 2, Server: 3},
+		TLS:                  wantTLS,
 		RetryJoin:            []string{"x"},
 		RetryInterval:        2 * time.Second,
 		RetryMax:             4,
@@ -371,7 +378,7 @@ func TestLoadDev(t *testing.T) {
 		{
 			name:  "flag overrides dev",
 			flags: []string{"-dev", "-http-port", "0", "-serf-lan-port=0", "-server-port=0"},
-			want:  func(c *Config) { c.Ports = Ports{} },
+			want:  func(c *Config) { c.Ports = Ports{HTTPS: -1} },
 		},
 		{
 			name:  "file overrides dev",
@@ -872,7 +879,7 @@ func TestLoadErrors(t *testing.T) {
 			},
 			want: "a.hcl:1:13: Invalid node_name; node_name \"a b\" contains ' ': only letters, digits, '-', '_' and '.' are allowed.\n" +
 				"b.hcl:1:13: Invalid log_level; log_level must be one of trace, debug, info, warn or error, got \"loud\".\n" +
-				"b.hcl:3:10: Invalid ports.http; ports.http must be between 0 and 65535, got 70000.\n" +
+				"b.hcl:3:10: Invalid ports.http; ports.http must be between 0 and 65535, or -1 for off, got 70000.\n" +
 				"a.hcl:2:1: Missing data_dir; data_dir is required for servers outside dev mode, to keep the Raft log and snapshots; set data_dir or -data-dir.",
 		},
 	}

@@ -32,6 +32,7 @@ const maxNameLen = 128
 //
 // Besides checking, Validate changes c:
 //   - it lowercases LogLevel and Datacenter;
+//   - it turns a TLS MinVersion of 0 into tls.VersionTLS12;
 //   - it resolves go-sockaddr templates in BindAddr, AdvertiseAddr and
 //     ClientAddr to plain IP addresses, and fills in an empty AdvertiseAddr
 //     with BindAddr, or with the private IP when BindAddr is 0.0.0.0 or ::;
@@ -41,18 +42,20 @@ const maxNameLen = 128
 //
 // When Validate returns an error, c may be partly changed.
 func (c *Config) Validate() (warnings []string, err error) {
-	return c.validate(nil)
+	return c.validate(nil, nil)
 }
 
 // validate is Validate with the origin of each setting, so that errors can
 // point at the file and line, or the flag, that set it.
-func (c *Config) validate(o origins) ([]string, error) {
-	v := &validator{c: c, origins: o}
+// tlsInherited is builder.tlsInherited, nil for a Config built in code.
+func (c *Config) validate(o origins, tlsInherited map[string]string) ([]string, error) {
+	v := &validator{c: c, origins: o, tlsInherited: tlsInherited}
 	v.checkNames()
 	v.checkLogLevel()
 	v.checkBootstrap()
 	bind, client := v.checkAddrs()
 	v.checkPorts(bind, client)
+	v.checkTLS()
 	v.checkRetry()
 	v.checkPerformance()
 	v.checkDataDir()
@@ -65,6 +68,11 @@ type validator struct {
 	origins  origins // nil when validating a Config built in code
 	warnings []string
 	errs     []error
+
+	// tlsInherited maps a tls key to the tls.defaults key it inherited its
+	// value from; tlsReported records the tls keys already reported.
+	tlsInherited map[string]string
+	tlsReported  map[string]bool
 }
 
 // fail records an error about key, located at its value when atValue is
@@ -277,7 +285,7 @@ func parseTemplate(s string) (out string, err error) {
 
 // checkPorts checks the port ranges, then that no two listeners share a
 // port on overlapping addresses. Port 0 asks the OS for a free port and
-// never collides.
+// never collides; -1 turns the HTTP or HTTPS listener off.
 func (v *validator) checkPorts(bind, client netip.Addr) {
 	c := v.c
 	type listener struct {
@@ -288,12 +296,19 @@ func (v *validator) checkPorts(bind, client netip.Addr) {
 	}
 	listeners := []listener{
 		{"ports.http", c.Ports.HTTP, "client_addr", client},
+		{"ports.https", c.Ports.HTTPS, "client_addr", client},
 		{"ports.serf_lan", c.Ports.SerfLAN, "bind_addr", bind},
 		{"ports.server", c.Ports.Server, "bind_addr", bind},
 	}
 	inRange := true
 	for _, l := range listeners {
-		if l.port < 0 || l.port > 65535 {
+		canBeOff := l.key == "ports.http" || l.key == "ports.https"
+		switch {
+		case canBeOff && (l.port < -1 || l.port > 65535):
+			v.fail(l.key, true, "Invalid "+l.key,
+				fmt.Sprintf("%s must be between 0 and 65535, or -1 for off, got %d.", l.key, l.port))
+			inRange = false
+		case !canBeOff && (l.port < 0 || l.port > 65535):
 			v.fail(l.key, true, "Invalid "+l.key,
 				fmt.Sprintf("%s must be between 0 and 65535, got %d.", l.key, l.port))
 			inRange = false
@@ -304,7 +319,7 @@ func (v *validator) checkPorts(bind, client netip.Addr) {
 	}
 	for i, a := range listeners {
 		for _, b := range listeners[i+1:] {
-			if a.port == 0 || a.port != b.port || !a.addr.IsValid() || !b.addr.IsValid() || !overlap(a.addr, b.addr) {
+			if a.port <= 0 || a.port != b.port || !a.addr.IsValid() || !b.addr.IsValid() || !overlap(a.addr, b.addr) {
 				continue
 			}
 			detail := fmt.Sprintf("%s and %s both use port %d on %s %s; give each its own port.",

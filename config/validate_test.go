@@ -101,12 +101,12 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "port 0 never collides",
-			mod:  func(c *Config) { c.Ports = Ports{} },
-			want: func(c *Config) { c.Ports = Ports{} },
+			mod:  func(c *Config) { c.Ports = Ports{HTTPS: -1} },
+			want: func(c *Config) { c.Ports = Ports{HTTPS: -1} },
 		},
 		{
 			name: "all three ports equal",
-			mod:  func(c *Config) { c.Ports = Ports{HTTP: 9000, SerfLAN: 9000, Server: 9000} },
+			mod:  func(c *Config) { c.Ports = Ports{HTTP: 9000, HTTPS: -1, SerfLAN: 9000, Server: 9000} },
 			err: "Port collision; ports.http (on client_addr 127.0.0.1) and ports.serf_lan (on bind_addr 127.0.0.1) both use port 9000; give each its own port.\n" +
 				"Port collision; ports.http (on client_addr 127.0.0.1) and ports.server (on bind_addr 127.0.0.1) both use port 9000; give each its own port.\n" +
 				"Port collision; ports.serf_lan and ports.server both use port 9000 on bind_addr 127.0.0.1; give each its own port.",
@@ -118,6 +118,7 @@ func TestValidate(t *testing.T) {
 			err: "Invalid node_name; node_name must not be empty.\n" +
 				"Invalid datacenter; datacenter must not be empty.\n" +
 				`Invalid log_level; log_level must be one of trace, debug, info, warn or error, got "".` + "\n" +
+				"Missing HTTPS certificate; ports.https is 0, but no certificate is configured for HTTPS; set tls.https.cert_file and key_file (or tls.defaults.cert_file and key_file), or set ports.https = -1.\n" +
 				"Invalid retry_interval; retry_interval must be positive, got 0s.\n" +
 				"Invalid performance.raft_multiplier; performance.raft_multiplier must be between 1 and 10, got 0.\n" +
 				"Invalid kv_max_value_size; kv_max_value_size must be between 1 and 67108864 bytes, got 0.",

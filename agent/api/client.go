@@ -92,8 +92,8 @@ type Client struct {
 // NewClient returns a client for the agent whose HTTP API listens on addr.
 // addr is "host:port" (http is assumed) or an http:// or https:// URL with
 // no path. An empty addr means the value of HTTPAddrEnv, else that of
-// ConsulHTTPAddrEnv, else DefaultHTTPAddr. NewClientConfig adds a token and
-// a datacenter.
+// ConsulHTTPAddrEnv, else DefaultHTTPAddr. NewClientConfig adds a token, a
+// datacenter and the TLS settings of HTTPS.
 func NewClient(addr string) (*Client, error) {
 	addr = firstSet(addr, os.Getenv(HTTPAddrEnv), os.Getenv(ConsulHTTPAddrEnv), DefaultHTTPAddr)
 	base, err := parseAddr(addr)
