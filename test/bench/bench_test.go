@@ -52,7 +52,7 @@ func benchFormation(b *testing.B, n int) {
 		if err != nil {
 			b.Fatalf("run %d: %d servers did not form a cluster: %v", run, n, err)
 		}
-		b.Logf("run %d: formed in %.0f ms (the %d starts took %.1f ms)", run, ms(d), n, ms(last.Sub(first)))
+		b.Logf("run %d: formed in %.0f ms (the %d starts took %.1f ms); raft log store: %s", run, ms(d), n, ms(last.Sub(first)), logStoreInUse(b, servers, oneLogStore(b)))
 		times = append(times, d)
 		killAll(servers)
 	}
@@ -66,6 +66,7 @@ func BenchmarkFailover(b *testing.B) {
 	servers := newServers(b, runRoot(b, "cluster"), "f", 3, oneLogStore(b), "")
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
 	var times []time.Duration
 	for run := 1; run <= failoverRuns; run++ {
 		start := time.Now()
@@ -126,6 +127,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 	servers := newServers(b, runRoot(b, "cluster"), "m", 3, oneLogStore(b), "")
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
 	time.Sleep(idleWait) // the idle period is what is measured, not a wait for a condition
 	var rss, hwm, anons []float64
 	for _, s := range servers {
@@ -285,6 +287,7 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 	servers := newServers(b, runRoot(b, "cluster"), "l", 3, oneLogStore(b), "")
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
 
 	o := newStabilityObserver()
 	for _, s := range servers {

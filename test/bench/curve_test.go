@@ -103,6 +103,7 @@ func curveRun(b *testing.B, backend string, level, multiplier int, window time.D
 	servers := newServers(b, root, "c", 3, backend, fmt.Sprintf("performance {\n  raft_multiplier = %d\n}\n", multiplier))
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, backend))
 
 	r := curveRow{level: level, multiplier: multiplier, burners: level * runtime.NumCPU()}
 	// The load must outlast the window and every failover with its

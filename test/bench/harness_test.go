@@ -259,19 +259,65 @@ func oneLogStore(tb testing.TB) string {
 	return be[0]
 }
 
+// The environment variables by which test/e2e picks every node's Raft log
+// store (raft_logstore.backend) and its raft-wal segment size
+// (raft_logstore.wal.segment_size_mb); they are test/e2e's LogStoreEnv and
+// WALSegmentEnv, which land with raft-wal. A node reads them when it
+// starts. Before that, test/e2e writes no raft_logstore block, and
+// logStoreInUse reports that -logstore had no effect.
+const (
+	logStoreEnv   = "CONCLAVE_E2E_LOGSTORE"
+	walSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
+	// benchWALSegmentMB is the product's default segment size: the e2e
+	// harness's 1 MiB would make the log roll over during a write benchmark.
+	benchWALSegmentMB = "64"
+)
+
 // newServers prepares n servers as e2e.NewServersIn does (bootstrap_expect
-// = n), with raft_logstore set to backend unless it is empty and extra
-// appended to each configuration.
+// = n), with extra appended to each configuration, and selects the
+// raft_logstore backend of the servers started from now on, unless it is
+// empty (then the binary's default, or $CONCLAVE_E2E_LOGSTORE, holds).
 func newServers(tb testing.TB, parent, prefix string, n int, backend, extra string) []*e2e.Node {
 	tb.Helper()
+	if backend != "" {
+		if err := os.Setenv(logStoreEnv, backend); err != nil {
+			tb.Fatalf("set %s: %v", logStoreEnv, err)
+		}
+	}
 	servers := e2e.NewServersIn(tb, parent, prefix, n, n)
 	for _, s := range servers {
-		if backend != "" {
-			s.Extra += fmt.Sprintf("raft_logstore {\n  backend = %q\n}\n", backend)
-		}
 		s.Extra += extra
 	}
 	return servers
+}
+
+// storeOf names the Raft log store in a server's data_dir by its files, as
+// the server itself recognises it: raft/wal/ is wal, raft/raft.db boltdb.
+func storeOf(n *e2e.Node) string {
+	if fi, err := os.Stat(filepath.Join(n.Dir, "raft", "wal")); err == nil && fi.IsDir() {
+		return "wal"
+	}
+	if _, err := os.Stat(filepath.Join(n.Dir, "raft", "raft.db")); err == nil {
+		return "boltdb"
+	}
+	return "unknown"
+}
+
+// logStoreInUse returns the log store the started servers use, and stops
+// the benchmark if they differ or if want is set and they do not use it.
+func logStoreInUse(tb testing.TB, servers []*e2e.Node, want string) string {
+	tb.Helper()
+	got := storeOf(servers[0])
+	for _, s := range servers[1:] {
+		if st := storeOf(s); st != got {
+			tb.Fatalf("%s uses log store %s, %s uses %s", servers[0].Name, got, s.Name, st)
+		}
+	}
+	if want != "" && got != want {
+		tb.Fatalf("-logstore %s: the servers use %s (found in %s/raft); this tree's test/e2e does not pass %s to the servers' raft_logstore block yet",
+			want, got, servers[0].Dir, logStoreEnv)
+	}
+	return got
 }
 
 // stabilityWindow is how long the stability benchmarks watch the cluster:

@@ -77,7 +77,7 @@ func newKVBenchIn(b *testing.B, root, backend string) *kvBench {
 		value:   bytes.Repeat([]byte("v"), kvValueSize),
 	}
 	b.Cleanup(kb.close)
-	b.Logf("3 servers; leader %s", leader.Name)
+	b.Logf("3 servers; leader %s; raft log store: %s", leader.Name, logStoreInUse(b, servers, backend))
 	return kb
 }
 

@@ -19,8 +19,9 @@ var (
 	// kvProfile turns on enable_debug in the KV benchmarks' servers (the
 	// binary must know the key) and saves their pprof profiles.
 	kvProfile = flag.String("kv-profile", "", "save CPU and allocation profiles of the KV write benchmarks' servers under this directory")
-	// logStore, when set, writes raft_logstore { backend = … } into every
-	// server's configuration; unset, the binary's default store is used.
+	// logStore, when set, has test/e2e write raft_logstore { backend = … }
+	// into every server's configuration; unset, the binary's default store
+	// is used.
 	logStore = flag.String("logstore", "", "raft log store of the servers: wal or boltdb (BenchmarkSideBySide also takes wal,boltdb); default: the binary's")
 
 	// The side-by-side benchmark with etcd (BenchmarkSideBySide).
@@ -38,6 +39,9 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if os.Getenv(walSegmentEnv) == "" {
+		os.Setenv(walSegmentEnv, benchWALSegmentMB)
+	}
 	if *conclaveBin != "" {
 		e2e.Binary = *conclaveBin
 		os.Exit(m.Run())

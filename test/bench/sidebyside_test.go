@@ -110,7 +110,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		etcd, firstLine(version), *rounds, strings.Join(systems, ", "), sz.seqWrites, kvConcurrency, sz.ops, sz.maxTime, kvValueSize)
 
 	results := map[string][]trial{}
-	var fsyncs, rtts []time.Duration
+	var fsyncs, appends, rtts []time.Duration
 	for round := 1; round <= *rounds; round++ {
 		for _, name := range systems {
 			root := runRoot(b, fmt.Sprintf("round%d-%s", round, name))
@@ -127,7 +127,11 @@ func BenchmarkSideBySide(b *testing.B) {
 			dropRunRoot(b, root)
 		}
 		probeDir := runRoot(b, fmt.Sprintf("round%d-probe", round))
-		f, err := fsyncProbe(probeDir)
+		f, err := fsyncProbe(probeDir, true)
+		if err != nil {
+			b.Fatalf("fsync probe in %s: %v", probeDir, err)
+		}
+		fa, err := fsyncProbe(probeDir, false)
 		if err != nil {
 			b.Fatalf("fsync probe in %s: %v", probeDir, err)
 		}
@@ -137,10 +141,13 @@ func BenchmarkSideBySide(b *testing.B) {
 		}
 		fs := fsType(probeDir)
 		dropRunRoot(b, probeDir)
-		b.Logf("round %d floor probes: write %d B + fdatasync p50 %.3f ms (%s), loopback TCP round trip p50 %.3f ms", round, probeSize, ms(f), fs, ms(r))
-		fsyncs, rtts = append(fsyncs, f), append(rtts, r)
+		b.Logf("round %d floor probes: write %d B + fdatasync p50 %.3f ms into a preallocated file, %.3f ms appending (%s); loopback TCP round trip p50 %.3f ms",
+			round, probeSize, ms(f), ms(fa), fs, ms(r))
+		fsyncs, appends, rtts = append(fsyncs, f), append(appends, fa), append(rtts, r)
 	}
 	reportSideBySide(b, systems, results, fsyncs, rtts)
+	b.Logf("for comparison, write + fdatasync appending to a growing file (no preallocation, so each sync also commits the new size): median p50 %.3f ms",
+		ms(summarize(appends).median))
 }
 
 // conclaveTrial forms a fresh Conclave cluster under root and measures it.
@@ -325,20 +332,24 @@ func firstLine(out []byte) string {
 }
 
 // fsyncProbe writes probeSize bytes and calls fdatasync probeOps times in
-// a file in dir, preallocated with fallocate as etcd's WAL and raft-wal
-// preallocate their segments, and returns the p50 of write + fdatasync.
-func fsyncProbe(dir string) (time.Duration, error) {
-	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+// a new file in dir, and returns the p50 of write + fdatasync. With
+// prealloc the file is first preallocated with fallocate, as etcd's WAL
+// and raft-wal preallocate their segments, so that a write changes no
+// file size (the floor); without it each write appends and grows the file.
+func fsyncProbe(dir string, prealloc bool) (time.Duration, error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("fsync-probe-%t", prealloc)))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	if err := syscall.Fallocate(fd, 0, 0, probePrealloc); err != nil {
-		return 0, fmt.Errorf("fallocate: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
+	if prealloc {
+		if err := syscall.Fallocate(fd, 0, 0, probePrealloc); err != nil {
+			return 0, fmt.Errorf("fallocate: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
 	}
 	buf := []byte(strings.Repeat("f", probeSize))
 	lat := make([]time.Duration, 0, probeOps)
