@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclavehq/conclave/test/e2e"
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
@@ -159,7 +160,12 @@ func conclaveTrial(b *testing.B, root, backend string, sz sbsSizes) trial {
 	var t trial
 	t.seq = summarizeLoad(load(b, 1, sz.seqWrites, kvMaxTime*4, nil, put))
 	t.w32 = summarizeLoad(load(b, kvConcurrency, sz.ops, sz.maxTime, nil, put))
-	t.rssAnon, t.rssFile = rssSplit(b, "conclave leader "+kb.leader.Name, kb.leader.PID())
+	// The leader may have changed under the load; read the one that is.
+	leader := kb.leader
+	if l := e2e.LeaderNode(kb.servers...); l != nil {
+		leader = l
+	}
+	t.rssAnon, t.rssFile = rssSplit(b, "conclave leader "+leader.Name, leader.PID())
 	return t
 }
 
