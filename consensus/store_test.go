@@ -173,9 +173,9 @@ func TestStoreTablesSchema(t *testing.T) {
 		table string
 		obj   any
 	}{
-		{tableSessions, &session{ID: "s1", Node: "n1"}},
-		{tableSessions, &session{ID: "s2", Node: "n1"}},
-		{tableSessions, &session{ID: "s3", Node: "n2"}},
+		{tableSessions, &Session{ID: "s1", Node: "n1"}},
+		{tableSessions, &Session{ID: "s2", Node: "n1"}},
+		{tableSessions, &Session{ID: "s3", Node: "n2"}},
 		{tableACLTokens, &aclToken{AccessorID: "a1", SecretID: "secret-1"}},
 		{tableACLPolicies, &aclPolicy{ID: "p1", Name: "global-management"}},
 	} {
@@ -192,7 +192,7 @@ func TestStoreTablesSchema(t *testing.T) {
 	}
 	var ids []string
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		ids = append(ids, raw.(*session).ID)
+		ids = append(ids, raw.(*Session).ID)
 	}
 	if diff := cmp.Diff(ids, []string{"s1", "s2"}); diff != "" {
 		t.Errorf("sessions of node n1 mismatch (-got +want):\n%s", diff)
