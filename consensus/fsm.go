@@ -109,7 +109,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // the whole stream checked out, so a failed Restore changes nothing and a
 // reader sees the old state or the new one. Every watch fires. An empty
 // stream is an empty state (snapshots of releases before the key/value
-// store, which had no writes, are empty).
+// store, which had no writes, are empty). Lock delays are forgotten.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
@@ -120,6 +120,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := readSnapshot(rc, txn); err != nil && !errors.Is(err, errEmptySnapshot) {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// The lock delays were about the keys replaced; Consul's restore,
+	// which builds a new state store, forgets them too.
+	f.delay.reset()
 	txn.Commit()
 	return nil
 }

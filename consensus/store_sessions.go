@@ -279,6 +279,13 @@ func (d *lockDelay) set(delays []keyDelay) {
 	}
 }
 
+// reset forgets every delay.
+func (d *lockDelay) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.m)
+}
+
 // until returns the end of key's lock delay, and false when it is not
 // delayed now.
 func (d *lockDelay) until(key string) (time.Time, bool) {

@@ -242,6 +242,13 @@ func TestSessionDestroyInvalidates(t *testing.T) {
 	if _, ok := f.LockDelay("d/1"); !ok {
 		t.Error("LockDelay(d/1) ended after 15 s, want 60 s")
 	}
+	// A restore forgets the delays, as Consul's does.
+	if err := restore(f, persist(t, f)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if _, ok := f.LockDelay("d/1"); ok {
+		t.Error("LockDelay(d/1) survived a restore")
+	}
 }
 
 // TestLockDelayNode checks the leader's lock delay: an acquire during the
@@ -506,5 +513,31 @@ func TestLocksRandom(t *testing.T) {
 			}
 			lockIndex[k], holder[k] = e.LockIndex, e.Session
 		}
+	}
+}
+
+// TestLockDelaySweep checks that expired delays do not pile up: the map
+// holds about twice the keys still delayed at most.
+func TestLockDelaySweep(t *testing.T) {
+	d := newLockDelay()
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	d.setClock(clock.now)
+	for round := range 50 {
+		var batch []keyDelay
+		for i := range 100 {
+			batch = append(batch, keyDelay{fmt.Sprintf("r%d/k%d", round, i), time.Second})
+		}
+		d.set(batch)
+		clock.advance(2 * time.Second)
+	}
+	d.set([]keyDelay{{"last", time.Second}})
+	if got := len(d.m); got > 2*100+64 {
+		t.Errorf("after 5000 expired delays the map holds %d keys, want at most %d", got, 2*100+64)
+	}
+	if _, ok := d.until("last"); !ok {
+		t.Error("the live delay was swept")
+	}
+	if _, ok := d.until("r49/k0"); ok {
+		t.Error("an expired delay still runs")
 	}
 }
