@@ -120,6 +120,8 @@ func (a *Agent) open() (err error) {
 			AddressProvider: addrProvider{a},
 			MaxValueSize:    cfg.KVMaxValueSize,
 			Logger:          logger,
+			LogStore:        logStoreConfig(cfg.RaftLogStore),
+			OnFatal:         a.fail, // a damaged store: shut down, exit non-zero
 		})
 		if err != nil {
 			return err

@@ -35,6 +35,7 @@ type rawConfig struct {
 	Performance          *rawPerformance `hcl:"performance,block"`
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 	EnableDebug          *bool           `hcl:"enable_debug"`
+	RaftLogStore         *rawLogStore    `hcl:"raft_logstore,block"`
 }
 
 // rawPorts is the schema of the ports block.
@@ -47,6 +48,24 @@ type rawPorts struct {
 // rawPerformance is the schema of the performance block.
 type rawPerformance struct {
 	RaftMultiplier *int `hcl:"raft_multiplier"`
+}
+
+// rawLogStore is the schema of the raft_logstore block (Consul's keys).
+type rawLogStore struct {
+	Backend      *string          `hcl:"backend"`
+	Verification *rawVerification `hcl:"verification,block"`
+	WAL          *rawWAL          `hcl:"wal,block"`
+}
+
+// rawVerification is the schema of raft_logstore.verification.
+type rawVerification struct {
+	Enabled  *bool   `hcl:"enabled"`
+	Interval *string `hcl:"interval"`
+}
+
+// rawWAL is the schema of raft_logstore.wal.
+type rawWAL struct {
+	SegmentSizeMB *int `hcl:"segment_size_mb"`
 }
 
 // file is one decoded configuration file.
@@ -140,6 +159,12 @@ func collectAttrs(body hcl.Body, schemaOf any, prefix string, attrs map[string]*
 			collectAttrs(blk.Body, &rawPorts{}, "ports.", attrs)
 		case "performance":
 			collectAttrs(blk.Body, &rawPerformance{}, "performance.", attrs)
+		case "raft_logstore":
+			collectAttrs(blk.Body, &rawLogStore{}, "raft_logstore.", attrs)
+		case "verification": // inside raft_logstore
+			collectAttrs(blk.Body, &rawVerification{}, prefix+"verification.", attrs)
+		case "wal": // inside raft_logstore
+			collectAttrs(blk.Body, &rawWAL{}, prefix+"wal.", attrs)
 		}
 	}
 }
