@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -219,6 +220,9 @@ func recovered(path string, errp *error) {
 
 func openBolt(path string) (s *logStore, err error) {
 	defer recovered(path, &err)
+	if err := checkBoltSize(path); err != nil {
+		return nil, err
+	}
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
 	if err != nil {
 		return nil, damaged(path, fmt.Errorf("open boltdb: %w", err))
@@ -247,6 +251,64 @@ func openWAL(dir string, segmentSize int, logger hclog.Logger) (s *logStore, err
 		return nil, damaged(dir, fmt.Errorf("open wal: %w", err))
 	}
 	return &logStore{backend: BackendWAL, path: dir, logs: checksumStore{w}, stable: w, closers: []io.Closer{w, meta}}, nil
+}
+
+// checkBoltSize refuses a raft.db shorter than its own meta page says it
+// is. bbolt maps the file into memory and does not check; reading a page
+// past the end of a truncated file is then a SIGBUS, which no recover can
+// catch. The meta pages (0 and 1) hold the page size and the high-water
+// page; the valid one with the higher transaction counts, as in bbolt.
+func checkBoltSize(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	const (
+		pageHeader = 16         // id, flags, count, overflow
+		boltMagic  = 0xED0CDAED // bbolt's
+		metaLen    = 64         // magic … checksum
+	)
+	var page [pageHeader + metaLen]byte
+	var best struct{ txid, pages, pageSize uint64 }
+	found := false
+	for _, off := range []int64{0, -1} {
+		if off < 0 {
+			if best.pageSize == 0 {
+				// Page 1 lies one page in; without a valid page 0, try bbolt's usual size.
+				best.pageSize = uint64(os.Getpagesize())
+			}
+			off = int64(best.pageSize)
+		}
+		if _, err := f.ReadAt(page[:], off); err != nil {
+			continue
+		}
+		m := page[pageHeader:]
+		le := binary.LittleEndian
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if le.Uint32(m[0:]) != boltMagic || le.Uint64(m[56:]) != h.Sum64() {
+			continue
+		}
+		if txid := le.Uint64(m[48:]); !found || txid > best.txid {
+			best.txid, best.pages, best.pageSize = txid, le.Uint64(m[40:]), uint64(le.Uint32(m[8:]))
+			found = true
+		}
+	}
+	if !found {
+		return nil // bbolt reports an invalid file itself
+	}
+	if want := best.pages * best.pageSize; uint64(fi.Size()) < want {
+		return damaged(path, fmt.Errorf("the file is %d bytes but its pages reach to %d: it was truncated", fi.Size(), want))
+	}
+	return nil
 }
 
 // checkSegments compares the segment files in dir with the list raft-wal
@@ -302,7 +364,7 @@ func (s *logStore) check() (err error) {
 	for i := first; last > 0 && i <= last; i++ {
 		var l raft.Log
 		if err := s.logs.GetLog(i, &l); err != nil {
-			return damaged(s.path, fmt.Errorf("read log entry %d (of %d-%d): %w", i, first, last, err))
+			return damaged(s.fileOf(i), fmt.Errorf("read log entry %d (of %d-%d): %w", i, first, last, err))
 		}
 		if l.Index != i {
 			return damaged(s.path, fmt.Errorf("log entry %d reads back as index %d", i, l.Index))
@@ -318,6 +380,24 @@ func (s *logStore) check() (err error) {
 		}
 	}
 	return nil
+}
+
+// fileOf names the file that holds log entry index: raft.db, or the wal
+// segment whose first index is the highest at or below index (segment
+// files are named after their first index).
+func (s *logStore) fileOf(index uint64) string {
+	if s.backend != BackendWAL {
+		return s.path
+	}
+	files, _ := filepath.Glob(filepath.Join(s.path, "*.wal"))
+	best, bestBase := s.path, uint64(0)
+	for _, f := range files {
+		var base, id uint64
+		if _, err := fmt.Sscanf(filepath.Base(f), "%020d-%016x.wal", &base, &id); err == nil && base <= index && base >= bestBase {
+			best, bestBase = f, base
+		}
+	}
+	return best
 }
 
 // isNotFound reports a key that is absent from the stable store, which is

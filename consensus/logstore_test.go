@@ -279,7 +279,7 @@ func TestDamagedStoreChangedValue(t *testing.T) {
 
 			n, err := openStoreNode(t, dir, backend, nil)
 			if backend == BackendWAL {
-				checkDamaged(t, err, filepath.Join(dir, "raft", walDir))
+				checkDamaged(t, err, path)
 				if !strings.Contains(err.Error(), "checksum mismatch") {
 					t.Errorf("error %q does not say the checksum failed", err)
 				}
@@ -324,7 +324,7 @@ func TestDamagedStoreRandomBytes(t *testing.T) {
 
 			n, err := openStoreNode(t, dir, backend, nil)
 			if backend == BackendWAL {
-				checkDamaged(t, err, filepath.Join(dir, "raft", walDir))
+				checkDamaged(t, err, path)
 				return
 			}
 			switch {

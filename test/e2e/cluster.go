@@ -129,8 +129,34 @@ func (n *Node) config() string {
 		q, _ := json.Marshal(n.Join)
 		fmt.Fprintf(&b, "retry_join = %s\nretry_interval = \"200ms\"\n", q)
 	}
+	b.WriteString(logStoreBlock())
 	fmt.Fprintf(&b, "log_level = \"debug\"\n%s", n.Extra)
 	return b.String()
+}
+
+// LogStoreEnv names the environment variable that selects the Raft log
+// store of every node: "wal" or "boltdb" (raft_logstore.backend); unset
+// or empty leaves the default (wal). `make e2e-boltdb` sets it.
+const LogStoreEnv = "CONCLAVE_E2E_LOGSTORE"
+
+// LogStoreBackend is the backend the nodes run with: $CONCLAVE_E2E_LOGSTORE,
+// or "wal".
+func LogStoreBackend() string {
+	if b := os.Getenv(LogStoreEnv); b != "" {
+		return b
+	}
+	return "wal"
+}
+
+// logStoreBlock is the raft_logstore block of every node: the backend when
+// $CONCLAVE_E2E_LOGSTORE sets one, and 1 MiB wal segments instead of the
+// default 64 MiB, which raft-wal preallocates per server.
+func logStoreBlock() string {
+	backend := ""
+	if b := os.Getenv(LogStoreEnv); b != "" {
+		backend = fmt.Sprintf("  backend = %q\n", b)
+	}
+	return "raft_logstore {\n" + backend + "  wal {\n    segment_size_mb = 1\n  }\n}\n"
 }
 
 // ConfigPath is where Start writes the node's configuration file.
