@@ -148,15 +148,24 @@ func LogStoreBackend() string {
 	return "wal"
 }
 
+// WALSegmentEnv names the environment variable that sets every node's
+// raft_logstore.wal.segment_size_mb; unset or empty means 1. raft-wal
+// preallocates each segment, and the default 64 MiB per server is too much
+// for tests; benchmarks of the write path should set 64.
+const WALSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
+
 // logStoreBlock is the raft_logstore block of every node: the backend when
-// $CONCLAVE_E2E_LOGSTORE sets one, and 1 MiB wal segments instead of the
-// default 64 MiB, which raft-wal preallocates per server.
+// $CONCLAVE_E2E_LOGSTORE sets one, and the wal segment size.
 func logStoreBlock() string {
 	backend := ""
 	if b := os.Getenv(LogStoreEnv); b != "" {
 		backend = fmt.Sprintf("  backend = %q\n", b)
 	}
-	return "raft_logstore {\n" + backend + "  wal {\n    segment_size_mb = 1\n  }\n}\n"
+	size := os.Getenv(WALSegmentEnv)
+	if size == "" {
+		size = "1"
+	}
+	return "raft_logstore {\n" + backend + "  wal {\n    segment_size_mb = " + size + "\n  }\n}\n"
 }
 
 // ConfigPath is where Start writes the node's configuration file.
