@@ -91,7 +91,13 @@ var (
 )
 
 // remedy is the advice every damaged-store error ends with.
-const remedy = "stop this server, move data_dir aside (or wipe it) and start it again so it rejoins and copies the data from the leader; if no server has intact data, restore the cluster from a snapshot (conclave snapshot restore)"
+//
+// A server whose log is lost must not come back under its old identity
+// with an empty log: it could vote twice in a term. So it is removed, and
+// its data_dir (node-id included) wiped, and it joins as a new server.
+const remedy = "remove this server from the cluster (conclave operator raft remove-peer -id=<its node ID> on another server), " +
+	"wipe its data_dir and start it again to join as a new server that copies the data from the leader; " +
+	"if no server has intact data, restore the cluster from a snapshot (conclave snapshot restore)"
 
 // Names of the store files under data_dir/raft.
 const (

@@ -160,7 +160,7 @@ func checkDamaged(t *testing.T, err error, path string) {
 	if !errors.Is(err, ErrDamagedStore) {
 		t.Fatalf("New on a damaged store = %v, want ErrDamagedStore", err)
 	}
-	for _, s := range []string{path, "wipe it", "restore the cluster from a snapshot"} {
+	for _, s := range []string{path, "wipe its data_dir", "restore the cluster from a snapshot"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not mention %q", err, s)
 		}

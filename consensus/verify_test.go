@@ -133,7 +133,7 @@ func TestVerificationDetectsDamagedFollower(t *testing.T) {
 			if !errors.Is(err, ErrVerificationFailed) {
 				t.Errorf("OnFatal(%v), want ErrVerificationFailed", err)
 			}
-			for _, s := range []string{victim.ID(), "log range", "leader checksum", "wipe it"} {
+			for _, s := range []string{victim.ID(), "log range", "leader checksum", "wipe its data_dir"} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("fatal error %q does not mention %q", err, s)
 				}

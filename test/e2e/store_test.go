@@ -72,7 +72,7 @@ func TestDamagedStoreExitsNamingTheFile(t *testing.T) {
 		t.Fatalf("server on a damaged store: exit %v, want exit code 1", err)
 	}
 	logs := n.Logs()
-	for _, want := range []string{"raft store is damaged", path, "wipe it", "restore the cluster from a snapshot"} {
+	for _, want := range []string{"raft store is damaged", path, "wipe its data_dir", "restore the cluster from a snapshot"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("output does not mention %q:\n%s", want, logs)
 		}
