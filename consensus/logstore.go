@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -217,7 +218,12 @@ func damaged(path string, err error) error {
 
 // recovered turns a panic of the storage library into an error: bbolt
 // panics on a damaged page ("invalid freelist page", "index out of
-// range") instead of returning one.
+// range") instead of returning one. bbolt reads its file through a memory
+// map, and a damaged length can make it read outside the map, which is a
+// fault that crashes the process; the functions that read the stores at
+// start therefore also turn on debug.SetPanicOnFault, which makes such a
+// fault a panic that this recovers (Go documents it for memory-mapped
+// files).
 func recovered(path string, errp *error) {
 	if r := recover(); r != nil {
 		*errp = damaged(path, fmt.Errorf("the store library panicked reading it: %v", r))
@@ -226,6 +232,7 @@ func recovered(path string, errp *error) {
 
 func openBolt(path string) (s *logStore, err error) {
 	defer recovered(path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	if err := checkBoltSize(path); err != nil {
 		return nil, err
 	}
@@ -238,6 +245,7 @@ func openBolt(path string) (s *logStore, err error) {
 
 func openWAL(dir string, segmentSize int, logger hclog.Logger) (s *logStore, err error) {
 	defer recovered(dir, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft wal dir: %w", err)
 	}
@@ -329,6 +337,7 @@ func checkSegments(dir string) (err error) {
 		return nil // a new store
 	}
 	defer recovered(meta, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	var db metadb.BoltMetaDB
 	defer db.Close()
 	state, err := db.Load(dir)
@@ -344,8 +353,88 @@ func checkSegments(dir string) (err error) {
 		if fi.Size() < int64(si.SizeLimit) {
 			return damaged(path, fmt.Errorf("segment from index %d is %d bytes, shorter than the %d it was created with: it was truncated", si.BaseIndex, fi.Size(), si.SizeLimit))
 		}
+		if si.SealTime.IsZero() {
+			if err := checkTail(path); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// Frame layout of raft-wal's segment files (see its README): a 32-byte
+// file header, then frames of an 8-byte header (type, 3 reserved bytes, a
+// little-endian length or, for a commit frame, a CRC-32C) and a payload
+// padded to 8 bytes. Each write batch ends with a commit frame whose CRC
+// covers everything since the previous commit frame (the first: since the
+// start of the file).
+const (
+	walFileHeader  = 32
+	walFrameHeader = 8
+	walFrameCommit = 3
+	walFrameTypes  = 3 // entry 1, index 2, commit 3
+)
+
+// checkTail finds damage that raft-wal's recovery would take for a torn
+// write. Recovering the tail segment, raft-wal walks the frames from the
+// start and stops at the first header it cannot read, and keeps what the
+// commits before it hold: the end of a write cut short by a crash. But a
+// crash can only tear the last batch; if a complete batch (a commit frame
+// whose CRC matches the bytes since the commit frame before it) lies after
+// the point where the walk stops, committed entries would be dropped
+// silently. That is an error here.
+func checkTail(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	var (
+		buf       = make([]byte, 64<<10)
+		crc       uint32 // since the last commit-like frame header
+		pos       int64  // offset of buf[0]
+		nextFrame = int64(walFileHeader)
+		stopped   = int64(-1) // where the walk of frame headers stopped
+	)
+	for {
+		n, err := io.ReadFull(f, buf)
+		n -= n % walFrameHeader
+		chunk := buf[:n]
+		from := 0 // the start of chunk not yet in crc
+		for i := 0; i < n; i += walFrameHeader {
+			off := pos + int64(i)
+			h := chunk[i : i+walFrameHeader]
+			if stopped < 0 && off >= walFileHeader && off == nextFrame {
+				typ, length := h[0], binary.LittleEndian.Uint32(h[4:])
+				switch {
+				case typ == 0 || typ > walFrameTypes || h[1]|h[2]|h[3] != 0:
+					stopped = off
+				case typ == walFrameCommit:
+					nextFrame += walFrameHeader
+				default:
+					nextFrame += walFrameHeader + int64(length+7)&^7
+				}
+			}
+			if off < walFileHeader || h[0] != walFrameCommit || h[1]|h[2]|h[3] != 0 {
+				continue
+			}
+			crc = crc32.Update(crc, entryCRCTable, chunk[from:i])
+			from = i + walFrameHeader
+			if stopped >= 0 && off > stopped && crc == binary.LittleEndian.Uint32(h[4:]) {
+				return damaged(path, fmt.Errorf("the frame at offset %d cannot be read, but a complete write batch follows at offset %d: "+
+					"the segment was damaged after it was written (raft-wal would drop the entries after offset %d as a torn write)", stopped, off, stopped))
+			}
+			crc = 0
+		}
+		crc = crc32.Update(crc, entryCRCTable, chunk[from:])
+		pos += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	}
 }
 
 // check reads every entry of the log back, and the stable store's keys,
@@ -355,6 +444,7 @@ func checkSegments(dir string) (err error) {
 // only its structure is (a bbolt panic is recovered).
 func (s *logStore) check() (err error) {
 	defer recovered(s.path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	first, err := s.logs.FirstIndex()
 	if err != nil {
 		return damaged(s.path, fmt.Errorf("read first index: %w", err))

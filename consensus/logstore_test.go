@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -450,4 +451,85 @@ func TestChecksumStoreRoundTrip(t *testing.T) {
 	if err := s.logs.GetLog(1, &l); !errors.Is(err, raft.ErrLogNotFound) {
 		t.Errorf("GetLog(1) after deleting it = %v, want raft.ErrLogNotFound", err)
 	}
+}
+
+// TestDamagedWALTail writes 64 random bytes into the middle of the tail
+// segment, the one raft-wal recovers after a crash. Its recovery would
+// take the first unreadable frame for a torn write and drop every entry
+// after it; checkTail sees the intact batches that follow and refuses.
+// Damage to the last batch alone is what a crash leaves, and is accepted:
+// the entries of that batch are gone (they were never acknowledged by a
+// server that crashed writing them) and no wrong value is served.
+func TestDamagedWALTail(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		middle bool
+		zeros  bool // 256 zero bytes, which hide frame headers, instead
+	}{{"middle", true, false}, {"zeroed frames", true, true}, {"last batch", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			want := fillStore(t, dir, BackendWAL, 100, 60, 0)
+			files := storeFiles(t, dir, BackendWAL)
+			if len(files) != 1 {
+				t.Fatalf("want one (tail) segment, got %v", files)
+			}
+			path := files[0]
+			b := mustRead(t, path)
+			end := len(bytes.TrimRight(b, "\x00"))
+			at := end / 2
+			if !tc.middle {
+				at = end - 12 // inside the last entry of the last batch
+			}
+			r := rand.New(rand.NewPCG(5, 6))
+			for i := 0; i < 64 && at+i < end; i++ {
+				b[at+i] = byte(r.UintN(256))
+			}
+			if tc.zeros {
+				// Frames are shorter than 256 bytes, so a header is among them and
+				// raft-wal's walk of the headers stops there.
+				at &^= 7
+				clear(b[at : at+256])
+			}
+			mustWrite(t, path, b)
+
+			n, err := openStoreNode(t, dir, BackendWAL, nil)
+			if tc.middle {
+				checkDamaged(t, err, path)
+				if tc.zeros && !strings.Contains(err.Error(), "torn write") {
+					t.Errorf("error %q does not explain what raft-wal would have done", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New with the last batch torn = %v, want it to start", err)
+			}
+			if wrong := checkServes(t, n, want); len(wrong) > 0 {
+				t.Errorf("wrong values after a torn last batch: %v", wrong)
+			}
+		})
+	}
+}
+
+// TestBoltFaultRecovered gives raft.db's freelist page an enormous count.
+// bbolt copies that many page IDs out of its memory map, reads past the
+// end of the map and faults, which would crash the process without
+// debug.SetPanicOnFault; with it the fault is a panic, recovered into
+// ErrDamagedStore.
+func TestBoltFaultRecovered(t *testing.T) {
+	dir := t.TempDir()
+	fillStore(t, dir, BackendBoltDB, 20, 100, 0)
+	path := storeFiles(t, dir, BackendBoltDB)[0]
+	b := mustRead(t, path)
+	le := binary.LittleEndian
+	meta := b[16:] // page 0's meta, after its page header
+	pageSize := int(le.Uint32(meta[8:]))
+	freelist := int(le.Uint64(meta[32:]))
+	for _, p := range []int{freelist, int(le.Uint64(b[pageSize+16+32:]))} { // page 1's freelist too
+		page := b[p*pageSize:]
+		le.PutUint16(page[10:], 0xffff) // count: "see the first element"
+		le.PutUint64(page[16:], 1<<20)  // the real count: 8 MiB of IDs from a small map
+	}
+	mustWrite(t, path, b)
+	_, err := openStoreNode(t, dir, BackendBoltDB, nil)
+	checkDamaged(t, err, path)
 }
