@@ -52,6 +52,10 @@ type Node struct {
 	Client   bool     // run as a client (server = false)
 	Join     []string // retry_join entries
 	Extra    string   // extra HCL appended to the config
+	// VerifyInterval, when set, turns on raft_logstore.verification with
+	// this interval (the raft_logstore block is written by the helper, so
+	// Extra cannot hold one).
+	VerifyInterval time.Duration
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -129,7 +133,7 @@ func (n *Node) config() string {
 		q, _ := json.Marshal(n.Join)
 		fmt.Fprintf(&b, "retry_join = %s\nretry_interval = \"200ms\"\n", q)
 	}
-	b.WriteString(logStoreBlock())
+	b.WriteString(logStoreBlock(n.VerifyInterval))
 	fmt.Fprintf(&b, "log_level = \"debug\"\n%s", n.Extra)
 	return b.String()
 }
@@ -155,11 +159,15 @@ func LogStoreBackend() string {
 const WALSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
 
 // logStoreBlock is the raft_logstore block of every node: the backend when
-// $CONCLAVE_E2E_LOGSTORE sets one, and the wal segment size.
-func logStoreBlock() string {
+// $CONCLAVE_E2E_LOGSTORE sets one, verification when verify is positive,
+// and the wal segment size.
+func logStoreBlock(verify time.Duration) string {
 	backend := ""
 	if b := os.Getenv(LogStoreEnv); b != "" {
 		backend = fmt.Sprintf("  backend = %q\n", b)
+	}
+	if verify > 0 {
+		backend += fmt.Sprintf("  verification {\n    enabled = true\n    interval = %q\n  }\n", verify)
 	}
 	size := os.Getenv(WALSegmentEnv)
 	if size == "" {
