@@ -140,7 +140,7 @@ type Node struct {
 	logger    hclog.Logger
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
-	store     *logStore // nil in memory
+	store     *logStore // in memory: nil, or only the verifier to close
 	verify    *verification
 	fsm       *FSM
 	leaderCh  chan bool
@@ -181,6 +181,9 @@ func New(cfg Config) (*Node, error) {
 		store := raft.NewInmemStore()
 		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
 		n.verify, logs = newVerification(n, cfg.LogStore.Verification, logs)
+		if c, ok := logs.(io.Closer); ok { // the verifier's goroutine
+			n.store = &logStore{closers: []io.Closer{c}}
+		}
 	} else {
 		dir := filepath.Join(cfg.DataDir, "raft")
 		if err := os.MkdirAll(dir, 0o700); err != nil {

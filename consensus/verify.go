@@ -232,7 +232,7 @@ func checkVerificationMarker(dir string) error {
 
 // storePath is the file or directory of the log store, for messages.
 func (n *Node) storePath() string {
-	if n.store == nil {
+	if n.store == nil || n.store.path == "" {
 		return "memory"
 	}
 	return n.store.path
