@@ -160,8 +160,8 @@ func detectBackend(dir string) (Backend, error) {
 }
 
 // openLogStore opens (or creates) the store in dir, data_dir/raft, after
-// checking that it is the configured backend and that every entry reads
-// back intact.
+// checking that it is the configured backend and that its files are whole.
+// openSnapshots then reads every entry back (logStore.check).
 func openLogStore(cfg LogStoreConfig, dir string, logger hclog.Logger) (*logStore, error) {
 	if b := cfg.Backend; b != "" && b != BackendWAL && b != BackendBoltDB {
 		return nil, fmt.Errorf("unknown raft log store backend %q (want %q or %q)", b, BackendWAL, BackendBoltDB)
@@ -194,10 +194,6 @@ func openLogStore(cfg LogStoreConfig, dir string, logger hclog.Logger) (*logStor
 		s, err = openWAL(filepath.Join(dir, walDir), cfg.WALSegmentSize, logger)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := s.check(); err != nil {
-		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -441,8 +437,11 @@ func checkTail(path string) error {
 // before Raft sees them. Raft panics when a log entry it needs cannot be
 // read; reading them all here turns that into an error at start that
 // names the file. With wal every entry's checksum is verified; with boltdb
-// only its structure is (a bbolt panic is recovered).
-func (s *logStore) check() (err error) {
+// only its structure is (a bbolt panic is recovered). Entries up to
+// snapshot, the index of the snapshot Raft will start from, may be
+// missing: after a restore from a snapshot boltdb keeps the older entries
+// and the log jumps past the snapshot's index.
+func (s *logStore) check(snapshot uint64) (err error) {
 	defer recovered(s.path, &err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	first, err := s.logs.FirstIndex()
@@ -459,7 +458,11 @@ func (s *logStore) check() (err error) {
 	var prevTerm uint64
 	for i := first; last > 0 && i <= last; i++ {
 		var l raft.Log
-		if err := s.logs.GetLog(i, &l); err != nil {
+		err := s.logs.GetLog(i, &l)
+		if errors.Is(err, raft.ErrLogNotFound) && i <= snapshot {
+			continue
+		}
+		if err != nil {
 			return damaged(s.fileOf(i), fmt.Errorf("read log entry %d (of %d-%d): %w", i, first, last, err))
 		}
 		if l.Index != i {
@@ -588,14 +591,29 @@ func (s checksumStore) StoreLogs(logs []*raft.Log) error {
 // skip is logged with the file, and a start that Raft would turn into a
 // panic later is an error now: no intact snapshot at all, or an intact one
 // so old that the log no longer holds the entries after it.
-func openSnapshots(dir string, logs raft.LogStore, logger hclog.Logger) (*raft.FileSnapshotStore, error) {
+//
+// It then checks the log (logStore.check) against the snapshot it found.
+func openSnapshots(dir string, store *logStore, logger hclog.Logger) (*raft.FileSnapshotStore, error) {
+	fss, used, err := findSnapshot(dir, store.logs, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.check(used); err != nil {
+		return nil, err
+	}
+	return fss, nil
+}
+
+// findSnapshot opens the snapshot store and returns the index of the
+// snapshot Raft will start from (0 for none); see openSnapshots.
+func findSnapshot(dir string, logs raft.LogStore, logger hclog.Logger) (*raft.FileSnapshotStore, uint64, error) {
 	fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+		return nil, 0, fmt.Errorf("open snapshot store in %s: %w", dir, err)
 	}
 	metas, err := fss.List()
 	if err != nil {
-		return nil, damaged(filepath.Join(dir, snapshotsDir), fmt.Errorf("list snapshots: %w", err))
+		return nil, 0, damaged(filepath.Join(dir, snapshotsDir), fmt.Errorf("list snapshots: %w", err))
 	}
 	var skipped []string
 	for _, m := range metas {
@@ -608,22 +626,22 @@ func openSnapshots(dir string, logs raft.LogStore, logger hclog.Logger) (*raft.F
 		}
 		rc.Close()
 		if len(skipped) == 0 {
-			return fss, nil
+			return fss, m.Index, nil
 		}
 		first, err := logs.FirstIndex()
 		if err != nil {
-			return nil, damaged(path, fmt.Errorf("read first log index: %w", err))
+			return nil, 0, damaged(path, fmt.Errorf("read first log index: %w", err))
 		}
 		if last, _ := logs.LastIndex(); last > 0 && first > m.Index+1 {
-			return nil, damaged(skipped[0], fmt.Errorf("the newest intact snapshot, %s at index %d, is older than the log, which starts at %d", path, m.Index, first))
+			return nil, 0, damaged(skipped[0], fmt.Errorf("the newest intact snapshot, %s at index %d, is older than the log, which starts at %d", path, m.Index, first))
 		}
 		logger.Warn("starting from an older snapshot; the log holds the entries after it", "path", path, "index", m.Index)
-		return fss, nil
+		return fss, m.Index, nil
 	}
 	if len(skipped) > 0 {
-		return nil, damaged(filepath.Join(dir, snapshotsDir), fmt.Errorf("no snapshot is intact: %v", skipped))
+		return nil, 0, damaged(filepath.Join(dir, snapshotsDir), fmt.Errorf("no snapshot is intact: %v", skipped))
 	}
-	return fss, nil
+	return fss, 0, nil
 }
 
 // newRaft is raft.NewRaft with a panic turned into an error: it reads the

@@ -205,7 +205,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("create log cache: %w", err)
 		}
 		logs, stable = cache, store.stable
-		fss, err := openSnapshots(dir, store.logs, logger.Named("snapshot"))
+		fss, err := openSnapshots(dir, store, logger.Named("snapshot"))
 		if err != nil {
 			n.closeStores()
 			return nil, err
