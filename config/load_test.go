@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -91,6 +92,9 @@ func wantDefault(t *testing.T) *Config {
 		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize: DefaultKVMaxValueSize,
 		RaftLogStore:   defaultRaftLogStore,
+
+		EncryptVerifyIncoming: true,
+		EncryptVerifyOutgoing: true,
 	}
 }
 
@@ -162,6 +166,11 @@ performance {
 kv_max_value_size = 1048576
 enable_debug      = true
 
+encrypt                 = "BwcHBwcHBwcHBwcHBwcHBw=="
+encrypt_verify_incoming = false
+encrypt_verify_outgoing = false
+disable_keyring_file    = true
+
 raft_logstore {
   backend = "boltdb"
   verification {
@@ -195,6 +204,8 @@ raft_logstore {
 		Performance:          Performance{RaftMultiplier: 5},
 		KVMaxValueSize:       1 << 20,
 		EnableDebug:          true,
+		Encrypt:              GossipKey(bytes.Repeat([]byte{7}, 16)),
+		DisableKeyringFile:   true,
 		RaftLogStore: RaftLogStore{
 			Backend:      "boltdb",
 			Verification: LogVerification{Enabled: true, Interval: 30 * time.Second},
@@ -375,6 +386,9 @@ func TestLoadFlags(t *testing.T) {
 		KVMaxValueSize:       DefaultKVMaxValueSize,
 		EnableDebug:          true,
 		RaftLogStore:         defaultRaftLogStore,
+
+		EncryptVerifyIncoming: true,
+		EncryptVerifyOutgoing: true,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
