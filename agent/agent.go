@@ -159,6 +159,14 @@ func (a *Agent) openGossip() (err error) {
 	if !cfg.DevMode && cfg.DataDir != "" {
 		gcfg.SnapshotDir = filepath.Join(cfg.DataDir, "serf")
 	}
+	gcfg.Encryption = gossip.Encryption{
+		Key:             cfg.Encrypt,
+		AcceptPlaintext: !cfg.EncryptVerifyIncoming,
+		SendPlaintext:   !cfg.EncryptVerifyOutgoing,
+	}
+	if gcfg.SnapshotDir != "" && !cfg.DisableKeyringFile {
+		gcfg.Encryption.KeyringFile = filepath.Join(gcfg.SnapshotDir, gossip.KeyringFileName)
+	}
 	a.pool, err = gossip.New(gcfg)
 	return err
 }
@@ -238,6 +246,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 	}
+	c.Keyring = a.pool
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
