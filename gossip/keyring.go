@@ -181,36 +181,36 @@ func (p *Pool) EncryptionEnabled() bool { return p.serf.EncryptionEnabled() }
 
 // ListKeys asks every member for the keys it has.
 func (p *Pool) ListKeys() (KeyringResponse, error) {
-	return p.keyOp("", func(km *serf.KeyManager, _ string) (*serf.KeyResponse, error) { return km.ListKeys() })
+	return p.keyOp("", false, func(km *serf.KeyManager, _ string) (*serf.KeyResponse, error) { return km.ListKeys() })
 }
 
 // InstallKey adds key (base64) to every member's keyring; messages can
 // then be decrypted with it, but none is encrypted with it yet.
 func (p *Pool) InstallKey(key string) (KeyringResponse, error) {
-	return p.keyOp(key, (*serf.KeyManager).InstallKey)
+	return p.keyOp(key, true, (*serf.KeyManager).InstallKey)
 }
 
 // UseKey makes key (base64), already installed, every member's primary
 // key: the one it encrypts with.
 func (p *Pool) UseKey(key string) (KeyringResponse, error) {
-	return p.keyOp(key, (*serf.KeyManager).UseKey)
+	return p.keyOp(key, true, (*serf.KeyManager).UseKey)
 }
 
 // RemoveKey removes key (base64) from every member's keyring. A member
 // refuses to remove its primary key.
 func (p *Pool) RemoveKey(key string) (KeyringResponse, error) {
-	return p.keyOp(key, (*serf.KeyManager).RemoveKey)
+	return p.keyOp(key, true, (*serf.KeyManager).RemoveKey)
 }
 
-// keyOp runs one of Serf's key manager operations across the pool. It
-// checks the key first, so that an invalid key is refused here with a
+// keyOp runs one of Serf's key manager operations across the pool. When
+// the operation takes a key (hasKey), it checks the key first, so that an invalid key is refused here with a
 // reason rather than by every member. The error, when some members
 // failed or did not answer, names them with their messages.
-func (p *Pool) keyOp(key string, op func(*serf.KeyManager, string) (*serf.KeyResponse, error)) (KeyringResponse, error) {
+func (p *Pool) keyOp(key string, hasKey bool, op func(*serf.KeyManager, string) (*serf.KeyResponse, error)) (KeyringResponse, error) {
 	if !p.serf.EncryptionEnabled() {
 		return KeyringResponse{}, ErrEncryptionDisabled
 	}
-	if key != "" {
+	if hasKey {
 		if _, err := ParseKey(key); err != nil {
 			return KeyringResponse{}, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 		}
