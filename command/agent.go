@@ -113,7 +113,10 @@ func (c *AgentCommand) Run(args []string) int {
 		JSONFormat: cfg.LogJSON,
 		Output:     os.Stdout,
 	})
-	a, err := agent.New(agent.Options{Config: cfg, Logger: logger, Version: Version})
+	a, err := agent.New(agent.Options{
+		Config: cfg, Logger: logger, Version: Version,
+		Reload: func() error { return reloadConfig(opts, logger) },
+	})
 	if err != nil {
 		c.Ui.Error("Error starting agent: " + err.Error())
 		return 1
@@ -152,7 +155,9 @@ func (c *AgentCommand) wait(a *agent.Agent, cfg *config.Config, opts config.Load
 		case sig = <-sigCh:
 		}
 		if sig == syscall.SIGHUP {
-			c.reload(opts, logger)
+			if err := a.Reload(); err != nil {
+				logger.Error("reload failed; what failed keeps its running configuration", "error", err)
+			}
 			continue
 		}
 		logger.Info("caught signal", "signal", sig.String())
@@ -182,16 +187,18 @@ func (c *AgentCommand) wait(a *agent.Agent, cfg *config.Config, opts config.Load
 	}
 }
 
-// reload re-reads the configuration and applies what can change at run
-// time: the log level.
-func (c *AgentCommand) reload(opts config.LoadOptions, logger hclog.Logger) {
+// reloadConfig re-reads the configuration files and applies what the
+// command owns and can change at run time: the log level. The agent calls
+// it first when it reloads (SIGHUP, PUT /v1/agent/reload), then reloads
+// its TLS files.
+func reloadConfig(opts config.LoadOptions, logger hclog.Logger) error {
 	res, err := config.Load(opts)
 	if err != nil {
-		logger.Error("reload failed; keeping the running configuration", "error", err)
-		return
+		return fmt.Errorf("load configuration: %w", err)
 	}
 	logger.SetLevel(hclog.LevelFromString(res.Config.LogLevel))
 	logger.Info("reloaded configuration", "log_level", res.Config.LogLevel)
+	return nil
 }
 
 // pathList collects the values of a repeatable flag in command-line order:
