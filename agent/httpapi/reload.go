@@ -21,5 +21,5 @@ func (s *Service) agentReload(w http.ResponseWriter, _ *http.Request) {
 		httpError(w, http.StatusInternalServerError, "Reload failed: "+err.Error())
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	writeJSON(w, nil)
 }
