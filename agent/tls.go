@@ -16,7 +16,9 @@ import (
 // listener, reading their files. The server port speaks TLS when
 // tls.internal_rpc has a certificate or asks for a verification, as
 // Consul's does; a server then needs a certificate to serve it. HTTPS is
-// built only when ports.https is set.
+// built only when ports.https is set and tls.https has a certificate
+// (config.Validate refuses the one without the other; a Config built by
+// hand, with a zero ports.https, gets no HTTPS).
 func (a *Agent) openTLS() (err error) {
 	cfg := a.cfg
 	rpc := cfg.TLS.InternalRPC
@@ -28,7 +30,7 @@ func (a *Agent) openTLS() (err error) {
 			return fmt.Errorf("tls.internal_rpc: %w", err)
 		}
 	}
-	if cfg.Ports.HTTPS >= 0 {
+	if cfg.Ports.HTTPS >= 0 && cfg.TLS.HTTPS.Enabled() {
 		https := cfg.TLS.HTTPS
 		https.VerifyServerHostname = false
 		if a.httpsTLS, err = tlsutil.New(tlsConfig(https, cfg.Datacenter)); err != nil {
@@ -63,7 +65,7 @@ func (a *Agent) listenHTTP() error {
 		}
 		a.httpLn = ln
 	}
-	if cfg.Ports.HTTPS >= 0 {
+	if a.httpsTLS != nil {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTPS)))
 		if err != nil {
 			return fmt.Errorf("listen for HTTPS on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTPS, err)
