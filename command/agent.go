@@ -51,7 +51,8 @@ Signals:
   leave the cluster on either (skip_leave_on_interrupt = true,
   leave_on_terminate = false), so a restart keeps its place; set those keys
   to leave instead. A second signal exits at once. SIGHUP reloads the log
-  level from the configuration files.
+  level from the configuration files and the TLS certificates, keys and CA
+  files, as "conclave reload" does.
 `
 )
 
@@ -126,8 +127,15 @@ func (c *AgentCommand) Run(args []string) int {
 	a.Start(ctx)
 
 	c.Ui.Output("Conclave agent running!")
+	httpAPI := a.HTTPAddr()
+	if httpAPI == "" {
+		httpAPI = "off"
+	}
+	if https := a.HTTPSAddr(); https != "" {
+		httpAPI += ", HTTPS: " + https
+	}
 	c.Ui.Info(fmt.Sprintf("  Node name: %s\n    Node ID: %s\n     Server: %t (bootstrap_expect: %d)\n   HTTP API: %s\n       Raft: %s\n Datacenter: %s",
-		cfg.NodeName, a.NodeID(), cfg.Server, cfg.BootstrapExpect, a.HTTPAddr(), a.RaftAddr(), cfg.Datacenter))
+		cfg.NodeName, a.NodeID(), cfg.Server, cfg.BootstrapExpect, httpAPI, a.RaftAddr(), cfg.Datacenter))
 
 	return c.wait(a, cfg, opts, logger)
 }
