@@ -49,20 +49,22 @@ type Agent struct {
 	version string
 	id      string
 
-	httpLn       net.Listener          // nil with ports.http = -1
+	httpLn net.Listener    // nil with ports.http = -1
+	mux    *serverport.Mux // nil for clients
+	node   *consensus.Node // nil for clients
+	pool   *gossip.Pool
+	peers  *serverport.Client
+	boot   *cluster.Bootstrapper
+	recon  *cluster.Reconciler  // nil for clients
+	pilot  *consensus.Autopilot // nil for clients
+	joiner *discover.Joiner     // nil without retry_join
+	api    *httpapi.Service
+
+	// TLS (tls.go).
 	httpsLn      net.Listener          // nil without ports.https
 	rpcTLS       *tlsutil.Configurator // nil: the server port is plain TCP
 	httpsTLS     *tlsutil.Configurator // nil without ports.https
-	reloadConfig func() error
-	mux          *serverport.Mux // nil for clients
-	node         *consensus.Node // nil for clients
-	pool         *gossip.Pool
-	peers        *serverport.Client
-	boot         *cluster.Bootstrapper
-	recon        *cluster.Reconciler  // nil for clients
-	pilot        *consensus.Autopilot // nil for clients
-	joiner       *discover.Joiner     // nil without retry_join
-	api          *httpapi.Service
+	reloadConfig func() error          // Options.Reload
 
 	httpSrv *http.Server
 	fwdSrv  *http.Server
@@ -236,10 +238,9 @@ func (a *Agent) apiConfig() httpapi.Config {
 	c := httpapi.Config{
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
 		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
-		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(),
-		HTTPSAddr: a.HTTPSAddr(),
-		Logger:    a.logger,
-		Agent:     apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a,
+		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(), HTTPSAddr: a.HTTPSAddr(),
+		Logger: a.logger,
+		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 	}
 	if a.node != nil {
