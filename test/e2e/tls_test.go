@@ -165,6 +165,22 @@ func TestTLSClusterFormsAndForwards(t *testing.T) {
 		})
 	}
 
+	// A client agent with a client certificate sends its requests to a
+	// server over TLS; the server forwards writes to the leader.
+	agent := NewNode(t, "tlsclient", 0)
+	agent.Client = true
+	agent.Join = []string{nodes[0].SerfAddr()}
+	cert, key, _ := ca.issue(t, "tlsclient", tlsutil.ClientName("dc1"), agent.IP)
+	agent.Extra = serverPortTLS(ca.File, cert, key)
+	agent.Start()
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		_, err := c.Put(agent, "tls/client", []byte("from a client agent"), "")
+		return err
+	})
+	if p, _, err := c.Get(leader, "tls/client", ""); err != nil || p == nil || string(p.Value) != "from a client agent" {
+		t.Errorf("GET tls/client via %s = %v, %v; want the client agent's write", leader.Name, p, err)
+	}
+
 	// The server port presents the server's certificate to a client with
 	// a certificate of the CA, refuses one without, and a plain connection
 	// cannot pick a channel: a forwarded request in plain text gets no
