@@ -111,3 +111,23 @@ func TestKeyringCommand_errors(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateNeverShowsGossipKey: conclave validate, on a valid encrypt
+// and on a bad one, prints neither.
+func TestValidateNeverShowsGossipKey(t *testing.T) {
+	const good, bad = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", "c2VjcmV0c2VjcmV0c2Vj"
+	for _, key := range []string{good, bad} {
+		dir := writeConfig(t, map[string]string{"a.hcl": "node_name = \"a\"\nencrypt = \"" + key + "\"\n"})
+		ui := cli.NewMockUi()
+		code, stdout, stderr := run(t, ui, &ValidateCommand{Ui: ui}, dir)
+		if wantCode := map[string]int{good: 0, bad: 1}[key]; code != wantCode {
+			t.Errorf("validate with encrypt %s = %d, want %d; stderr %q", key[:4], code, wantCode, stderr)
+		}
+		if strings.Contains(stdout+stderr, key) {
+			t.Errorf("validate output shows the key: %q %q", stdout, stderr)
+		}
+		if key == bad && !strings.Contains(stderr, "a.hcl:2:11: Invalid encrypt") {
+			t.Errorf("validate stderr = %q, want the error at a.hcl:2:11", stderr)
+		}
+	}
+}
