@@ -36,6 +36,9 @@ func FuzzHTTPAPI(f *testing.F) {
 		{"POST", cluster.ReleasePath, `[]`},
 		{"GET", "/v1/operator/bootstrap", ""},
 		{"BREW", "/v1/agent/members", "coffee"},
+		{"GET", "/v1/operator/keyring", ""},
+		{"POST", "/v1/operator/keyring", `{"Key":"x"}`},
+		{"DELETE", "/v1/operator/keyring", `{"Key":`},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}
@@ -114,6 +117,7 @@ func startFuzzService(f *testing.F) *Service {
 		Agent: fuzzAgent{addr: net.JoinHostPort(ip, strconv.Itoa(ports[1]))}, Pool: pool, Bootstrap: boot,
 		Router: serverport.NewRouter(pool, "dc1", peers),
 		Store:  node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
+		Keyring: pool,
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !node.IsLeader() && time.Now().Before(deadline) {
