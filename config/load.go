@@ -295,6 +295,9 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	if r.TLS != nil {
 		errs = append(errs, b.applyTLS(f, r.TLS)...)
 	}
+	if r.Limits != nil {
+		b.applyLimits(f, r.Limits)
+	}
 	return errs
 }
 
