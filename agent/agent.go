@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -232,6 +231,10 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
 		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
 		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(),
+		Limits: httpapi.Limits{
+			KVMaxValueSize: cfg.KVMaxValueSize, TxnMaxBytes: cfg.TxnMaxBytes(),
+			MaxConnsPerClient: cfg.Limits.HTTPMaxConnsPerClient,
+		},
 		Logger: a.logger,
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
@@ -256,14 +259,14 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 // retry_join. It returns at once.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.httpSrv = &http.Server{Handler: a.api.Public(), ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv = a.api.PublicServer()
 	a.goFunc(func() {
 		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.fail(fmt.Errorf("http server: %w", err))
 		}
 	})
 	if a.mux != nil {
-		a.fwdSrv = &http.Server{Handler: a.api.Internal(), ReadHeaderTimeout: 10 * time.Second}
+		a.fwdSrv = a.api.InternalServer()
 		a.goFunc(a.mux.Serve)
 		a.goFunc(func() { a.fwdSrv.Serve(a.mux.Internal()) })
 	}
