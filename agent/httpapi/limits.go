@@ -23,10 +23,14 @@ import (
 //     forwarded request streams the limited body, so a follower never holds
 //     it whole either.
 //   - The http.Server caps headers (maxHeaderBytes, 431 above it), the time
-//     to send them (headerTimeout) and the whole request (readTimeout, sized
-//     for the largest body at a slow but honest pace), and closes idle
-//     connections (idleTimeout). It sets no WriteTimeout: blocking queries
-//     and snapshot streams are long, and each bounds itself.
+//     to send them (headerTimeout) and the whole request (the read timeout,
+//     sized for the largest body at a slow but honest pace; a snapshot
+//     restore gets snapshotTimeout instead), and closes idle connections
+//     (idleTimeout). The read timeout ends once the request has arrived
+//     (net/http lifts it when it starts watching the idle connection), so
+//     it never cuts a blocking query short. There is no WriteTimeout:
+//     blocking queries and snapshot streams are long, and each bounds
+//     itself.
 //   - The public port counts each client IP's connections (connLimiter).
 
 // Fixed limits of the API's http.Servers. Consul has no keys for them.
@@ -120,17 +124,10 @@ func limitBody(rule bodyRule, h http.HandlerFunc) http.HandlerFunc {
 			httpError(w, http.StatusRequestEntityTooLarge, rule.tooLarge(r.ContentLength, rule.max))
 			return
 		}
-		rc := http.NewResponseController(w)
-		switch {
-		case r.ContentLength == 0:
-			// The whole request has arrived. The server's read deadline
-			// would now only cancel a long blocking query's context, as
-			// net/http watches the idle connection with a read. Errors
-			// mean a ResponseWriter without deadlines (tests): nothing to
-			// lift.
-			rc.SetReadDeadline(time.Time{})
-		case rule.read > 0:
-			rc.SetReadDeadline(time.Now().Add(rule.read))
+		if rule.read > 0 && r.ContentLength != 0 {
+			// An error means a ResponseWriter without deadlines (a test's
+			// recorder): there is no server deadline to replace.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(rule.read))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rule.max)
 		h(w, r)

@@ -237,3 +237,66 @@ func TestForwardedBodyCutAnswers413(t *testing.T) {
 		t.Errorf("PUT /v1/txn on a follower, body cut = %d %q, want 413 %q", w.Code, w.Body.String(), want)
 	}
 }
+
+// TestReadTimeoutSparesBodylessRequests: once a request without a body has
+// arrived, the server's read timeout no longer runs (net/http lifts it), so
+// a blocking query that outlasts it keeps its context, which the servers'
+// design relies on; a request still sending its body is cut by it.
+func TestReadTimeoutSparesBodylessRequests(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	ctxErr := make(chan error, 1)
+	h := limitBody(bodyRule{max: 1 << 20, tooLarge: bodyTooLarge}, func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_, err := io.Copy(io.Discard, r.Body)
+			ctxErr <- err
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * readTimeout):
+		}
+		ctxErr <- r.Context().Err()
+	})
+	addr := serve(t, &http.Server{Handler: h, ReadTimeout: readTimeout})
+
+	resp, err := http.Get("http://" + addr + "/v1/kv/k?index=5")
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	resp.Body.Close()
+	if err := <-ctxErr; err != nil {
+		t.Errorf("a bodyless request's context after the read timeout: %v, want not done", err)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+	select {
+	case err := <-ctxErr:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("reading a stalled body: %v, want a timeout", err)
+		}
+	case <-time.After(10 * readTimeout):
+		t.Errorf("a stalled body was still being read %v after the read timeout", 10*readTimeout)
+	}
+}
+
+// TestBlockingWaitCapped: a blocking query waits at most Consul's 10
+// minutes, plus Consul's jitter of up to a sixteenth.
+func TestBlockingWaitCapped(t *testing.T) {
+	for _, tc := range []struct{ wait, min, max time.Duration }{
+		{0, defaultBlockingWait, defaultBlockingWait + defaultBlockingWait/16},
+		{time.Minute, time.Minute, time.Minute + time.Minute/16},
+		{24 * time.Hour, maxBlockingWait, maxBlockingWait + maxBlockingWait/16},
+	} {
+		for range 100 {
+			if got := blockingWait(queryOpts{index: 1, wait: tc.wait}); got < tc.min || got > tc.max {
+				t.Fatalf("blockingWait(wait=%v) = %v, want between %v and %v", tc.wait, got, tc.min, tc.max)
+			}
+		}
+	}
+}
