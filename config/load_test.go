@@ -91,6 +91,7 @@ func wantDefault(t *testing.T) *Config {
 		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize: DefaultKVMaxValueSize,
 		Limits:         Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
+		RaftLogStore:   defaultRaftLogStore,
 	}
 }
 
@@ -166,6 +167,17 @@ limits {
   http_max_conns_per_client = 50
   txn_max_req_len           = 2097152
 }
+
+raft_logstore {
+  backend = "boltdb"
+  verification {
+    enabled  = true
+    interval = "30s"
+  }
+  wal {
+    segment_size_mb = 8
+  }
+}
 `})
 	res := mustLoad(t, nil, "all.hcl")
 	want := &Config{
@@ -190,6 +202,11 @@ limits {
 		KVMaxValueSize:       1 << 20,
 		Limits:               Limits{HTTPMaxConnsPerClient: 50, TxnMaxReqLen: 2 << 20},
 		EnableDebug:          true,
+		RaftLogStore: RaftLogStore{
+			Backend:      "boltdb",
+			Verification: LogVerification{Enabled: true, Interval: 30 * time.Second},
+			WAL:          WALStore{SegmentSizeMB: 8},
+		},
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() config mismatch (-want +got):\n%s", diff)
@@ -365,6 +382,7 @@ func TestLoadFlags(t *testing.T) {
 		KVMaxValueSize:       DefaultKVMaxValueSize,
 		Limits:               Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
 		EnableDebug:          true,
+		RaftLogStore:         defaultRaftLogStore,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
