@@ -170,9 +170,9 @@ func (s *Service) PublicServer() *http.Server {
 }
 
 // InternalServer returns the http.Server of the server port's HTTP
-// channel. It has no per-client limit: one client agent's requests all
-// come from one address.
-func (s *Service) InternalServer() *http.Server { return s.newServer(s.Internal()) }
+// channel, serving h: Internal, or a handler in front of it. It has no
+// per-client limit: one client agent's requests all come from one address.
+func (s *Service) InternalServer(h http.Handler) *http.Server { return s.newServer(h) }
 
 func (s *Service) newServer(h http.Handler) *http.Server {
 	lim := s.cfg.Limits

@@ -152,7 +152,7 @@ func TestHeaderCap(t *testing.T) {
 // no write timeout (blocking queries and snapshots are long).
 func TestServerTimeouts(t *testing.T) {
 	s := New(Config{Logger: hclog.NewNullLogger(), Limits: Limits{KVMaxValueSize: 8 << 20, TxnMaxBytes: 1 << 20}})
-	for name, srv := range map[string]*http.Server{"public": s.PublicServer(), "internal": s.InternalServer()} {
+	for name, srv := range map[string]*http.Server{"public": s.PublicServer(), "internal": s.InternalServer(s.Internal())} {
 		if srv.ReadHeaderTimeout != headerTimeout || srv.ReadTimeout != readTimeoutBase+8*time.Second ||
 			srv.IdleTimeout != idleTimeout || srv.WriteTimeout != 0 || srv.MaxHeaderBytes != maxHeaderBytes {
 			t.Errorf("%s server: header %v, read %v, idle %v, write %v, header bytes %d; want %v, %v, %v, 0, %d", name,

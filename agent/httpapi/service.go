@@ -99,12 +99,17 @@ type Config struct {
 	JoinPort int
 	// Limits bound request bodies and connections (limits.go).
 	Limits Limits
+	// HTTPSAddr is the address of the HTTPS API, shown in /v1/agent/self;
+	// "" without ports.https.
+	HTTPSAddr string
 	// Logger is the parent logger. Required.
 	Logger hclog.Logger
 
 	Agent     Agent
 	Pool      Pool
 	Bootstrap Bootstrap
+	// Reloader answers PUT /v1/agent/reload.
+	Reloader Reloader
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
 
