@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/conclavehq/conclave/consensus"
 	"github.com/conclavehq/conclave/test/testutil"
 )
 
@@ -298,5 +300,33 @@ func TestBlockingWaitCapped(t *testing.T) {
 				t.Fatalf("blockingWait(wait=%v) = %v, want between %v and %v", tc.wait, got, tc.min, tc.max)
 			}
 		}
+	}
+}
+
+// restoringStore is a leader whose RestoreSnapshot reads the whole stream
+// and words a read error as consensus does, without wrapping it.
+type restoringStore struct{ Store }
+
+func (restoringStore) IsLeader() bool { return true }
+
+func (restoringStore) RestoreSnapshot(_ context.Context, r io.Reader) (consensus.SnapshotInfo, error) {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return consensus.SnapshotInfo{}, fmt.Errorf("%w: record at byte 0: %v", consensus.ErrCorruptSnapshot, err)
+	}
+	return consensus.SnapshotInfo{}, nil
+}
+
+// TestSnapshotRestoreCutAnswers413: a snapshot sent chunked past its limit
+// is a 413, although consensus reports the cut stream as corrupt.
+func TestSnapshotRestoreCutAnswers413(t *testing.T) {
+	s := New(Config{Logger: hclog.NewNullLogger(), Store: restoringStore{}})
+	h := limitBody(bodyRule{max: 1024, tooLarge: bodyTooLarge, read: snapshotTimeout}, s.snapshotRestore)
+	r := httptest.NewRequest(http.MethodPut, "/v1/snapshot", io.LimitReader(neverEnding('s'), 4096))
+	r.ContentLength = -1
+	w := httptest.NewRecorder()
+	h(w, r)
+	want := "Request body too large, max size: 1024 bytes\n"
+	if w.Code != http.StatusRequestEntityTooLarge || w.Body.String() != want {
+		t.Errorf("PUT /v1/snapshot, 4096 bytes chunked over a 1024 limit = %d %q, want 413 %q", w.Code, w.Body.String(), want)
 	}
 }
