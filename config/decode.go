@@ -40,6 +40,7 @@ type rawConfig struct {
 	EncryptVerifyOut     *bool           `hcl:"encrypt_verify_outgoing"`
 	DisableKeyringFile   *bool           `hcl:"disable_keyring_file"`
 	TLS                  *rawTLS         `hcl:"tls,block"`
+	Limits               *rawLimits      `hcl:"limits,block"`
 	RaftLogStore         *rawLogStore    `hcl:"raft_logstore,block"`
 }
 
@@ -166,6 +167,8 @@ func collectAttrs(body hcl.Body, schemaOf any, prefix string, attrs map[string]*
 			collectAttrs(blk.Body, &rawPorts{}, "ports.", attrs)
 		case "performance":
 			collectAttrs(blk.Body, &rawPerformance{}, "performance.", attrs)
+		case "limits":
+			collectAttrs(blk.Body, &rawLimits{}, "limits.", attrs)
 		case "tls":
 			collectAttrs(blk.Body, &rawTLS{}, "tls.", attrs)
 		case "tls.defaults", "tls.internal_rpc", "tls.https":
