@@ -41,3 +41,26 @@ func ParseGossipKey(s string) (GossipKey, error) {
 
 // gossipKeyRule is what a valid encrypt is, for error details.
 const gossipKeyRule = "encrypt must be a 16, 24 or 32-byte key in base64, as conclave keygen prints it"
+
+// checkEncrypt warns about gossip that still accepts or sends plaintext
+// while there is a key: right during the rolling restarts that turn
+// encryption on, unwise once they are over.
+func (v *validator) checkEncrypt() {
+	c := v.c
+	if len(c.Encrypt) == 0 {
+		return
+	}
+	for _, s := range []struct {
+		key    string
+		verify bool
+		what   string
+	}{
+		{"encrypt_verify_incoming", c.EncryptVerifyIncoming, "accepts plaintext gossip, so an agent without the key can still join"},
+		{"encrypt_verify_outgoing", c.EncryptVerifyOutgoing, "sends gossip in plaintext"},
+	} {
+		if !s.verify {
+			v.warn(s.key, "Gossip not fully encrypted", fmt.Sprintf(
+				"%s = false: this agent %s. Set it back to true once every agent has the key (see the rolling restarts in website/security.md).", s.key, s.what))
+		}
+	}
+}

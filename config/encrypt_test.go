@@ -26,6 +26,10 @@ func TestEncrypt(t *testing.T) {
 		t.Fatalf("Load() error = %v", err)
 	}
 	c := res.Config
+	want := []string{path + ":3:1: Gossip not fully encrypted; encrypt_verify_incoming = false: this agent accepts plaintext gossip, so an agent without the key can still join. Set it back to true once every agent has the key (see the rolling restarts in website/security.md)."}
+	if fmt.Sprint(res.Warnings) != fmt.Sprint(want) {
+		t.Errorf("Load() warnings = %q, want %q", res.Warnings, want)
+	}
 	if !bytes.Equal(c.Encrypt, key) {
 		t.Errorf("Encrypt = %x, want %x", []byte(c.Encrypt), key)
 	}
