@@ -76,14 +76,14 @@ func setupEncryption(sc *serf.Config, enc Encryption, logger hclog.Logger) error
 	var keys [][]byte
 	switch {
 	case enc.KeyringFile == "":
-		if enc.Key != nil {
+		if len(enc.Key) > 0 {
 			keys = [][]byte{enc.Key}
 		}
 	default:
 		var err error
 		keys, err = readKeyringFile(enc.KeyringFile)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) && enc.Key == nil:
+		case errors.Is(err, fs.ErrNotExist) && len(enc.Key) == 0:
 			return nil
 		case errors.Is(err, fs.ErrNotExist):
 			if err := writeKeyringFile(enc.KeyringFile, enc.Key); err != nil {
@@ -92,7 +92,7 @@ func setupEncryption(sc *serf.Config, enc Encryption, logger hclog.Logger) error
 			keys = [][]byte{enc.Key}
 		case err != nil:
 			return err
-		case enc.Key != nil:
+		case len(enc.Key) > 0:
 			// Consul's rule: after the first start the keyring, which
 			// keyring operations change, is the truth; encrypt only seeds it.
 			logger.Warn("loaded keyring file; the encrypt key is ignored (change keys with conclave keyring)",
@@ -151,15 +151,20 @@ func writeKeyringFile(path string, key []byte) error {
 	if err != nil {
 		return fmt.Errorf("create gossip keyring file: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// A partial file would stop the next start as damaged; without
+		// one, the next start makes it again from encrypt.
+		os.Remove(path)
 		return fmt.Errorf("write gossip keyring file %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync gossip keyring file %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
 
 // KeyringResponse is what the members of the pool answered to a keyring
