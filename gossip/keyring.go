@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -96,7 +97,7 @@ func setupEncryption(sc *serf.Config, enc Encryption, logger hclog.Logger) error
 			// Consul's rule: after the first start the keyring, which
 			// keyring operations change, is the truth; encrypt only seeds it.
 			logger.Warn("loaded keyring file; the encrypt key is ignored (change keys with conclave keyring)",
-				"file", enc.KeyringFile, "keyring_has_encrypt_key", slices.ContainsFunc(keys, func(k []byte) bool { return string(k) == string(enc.Key) }))
+				"file", enc.KeyringFile, "keyring_has_encrypt_key", slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, enc.Key) }))
 		}
 		sc.KeyringFile = enc.KeyringFile
 	}
