@@ -103,6 +103,10 @@ type Config struct {
 	Agent     Agent
 	Pool      Pool
 	Bootstrap Bootstrap
+	// Identity is this agent's node ID, cluster ID, datacenter and Raft
+	// state, for the server port's identity route, /v1/agent/self and
+	// /v1/operator/bootstrap. Required.
+	Identity func() cluster.Identity
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
 
