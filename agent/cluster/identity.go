@@ -58,12 +58,14 @@ type candidate struct {
 // takes no locks and does no I/O. reason, when ok is false, names both
 // sides, for the log.
 //
-// The rules, in order: the leader must know its cluster's ID; c must be
-// of the leader's datacenter; its cluster_id tag, when set, must be the
-// leader's. A server already in the configuration (its address changed)
-// is then admitted: Raft has it already, and it may not be able to answer
-// a probe before the leader reaches it. Any other must have answered the
-// probe: as the node ID its tag says, of the leader's datacenter, and
+// The rules, in order: c must be of the leader's datacenter; its
+// cluster_id tag, when set, must be the leader's cluster ID. A server
+// already in the configuration (its address changed) is then admitted:
+// Raft has it already, it may not be able to answer a probe before the
+// leader reaches it, and a leader that has just restarted may not know its
+// cluster's ID yet (its state store replays only once it commits). Any
+// other needs a leader that knows its cluster's ID, and must have answered
+// the probe: as the node ID its tag says, of the leader's datacenter, and
 // either with the leader's cluster ID or with none and no Raft state (a
 // server that belongs to no cluster yet). Raft state without a cluster ID
 // is refused: that server holds another cluster's log, of an earlier
@@ -71,14 +73,14 @@ type candidate struct {
 func admit(c candidate, leader Identity) (ok bool, reason string) {
 	side := fmt.Sprintf("this cluster is %s (%s)", clusterName(leader.ClusterID), leader.Datacenter)
 	switch {
-	case leader.ClusterID == "":
-		return false, "this leader has not written its cluster ID yet"
 	case c.datacenter != leader.Datacenter:
 		return false, fmt.Sprintf("node %s is in datacenter %s; %s", c.name, c.datacenter, side)
-	case c.tag != "" && c.tag != leader.ClusterID:
+	case c.tag != "" && leader.ClusterID != "" && c.tag != leader.ClusterID:
 		return false, fmt.Sprintf("node %s is in cluster %s (%s) by its cluster_id tag; %s", c.name, c.tag, c.datacenter, side)
 	case c.known:
 		return true, ""
+	case leader.ClusterID == "":
+		return false, "this leader has not written its cluster ID yet"
 	case c.probe == nil:
 		return false, fmt.Sprintf("node %s has not said who it is; %s", c.name, side)
 	}

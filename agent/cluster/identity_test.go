@@ -30,6 +30,7 @@ func TestAdmit(t *testing.T) {
 		{"a known server with Raft state and no cluster ID yet", candidate{name: "a3", id: "a3-id", datacenter: "dc1", known: true, probe: probe("a3-id", "", "dc1", true)}, leader, true, nil},
 
 		{"leader without a cluster ID", candidate{name: "n", id: "n-id", datacenter: "dc1", probe: probe("n-id", "", "dc1", false)}, Identity{NodeID: "a1", Datacenter: "dc1"}, false, []string{"not written its cluster ID"}},
+		{"leader without a cluster ID, a known server at a new address", candidate{name: "a3", id: "a3-id", datacenter: "dc1", tag: "cluster-a", known: true}, Identity{NodeID: "a1", Datacenter: "dc1"}, true, nil},
 		{"another cluster by its tag", candidate{name: "b1", id: "b1-id", datacenter: "dc1", tag: "cluster-b", probe: probe("b1-id", "", "dc1", false)}, leader, false,
 			[]string{"node b1 is in cluster cluster-b (dc1)", "this cluster is cluster-a (dc1)"}},
 		{"another cluster by its tag, though known", candidate{name: "b1", id: "b1-id", datacenter: "dc1", tag: "cluster-b", known: true}, leader, false, []string{"cluster-b", "cluster-a"}},
