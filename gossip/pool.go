@@ -347,6 +347,19 @@ func (n *names) record(e serf.MemberEvent) {
 	}
 }
 
+// nameOf returns the name of the member that holds node ID id, unless
+// none does or it left.
+func (n *names) nameOf(id string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name, h := range n.byName {
+		if h.id == id && !h.left {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // holder returns who holds name, unless nobody does or the holder left.
 func (n *names) holder(name string) (id string, ok bool) {
 	n.mu.Lock()
@@ -369,8 +382,9 @@ func (n *names) holder(name string) (id string, ok bool) {
 //     belongs to no cluster yet) passes;
 //   - a member of another datacenter (both dc tags set and different): a
 //     pool holds one datacenter, as Consul's LAN pool does;
-//   - a member that uses this node's ID, or the ID of another member of
-//     the same batch, under another name (a copied data_dir).
+//   - a member that uses this node's ID, or the ID of a member this node
+//     knows that has not left, under another name (a copied data_dir); as
+//     with names, a failed holder keeps its ID until force-leave or reap.
 //
 // Serf calls it for the members of a join or push/pull and for every
 // alive message, with Serf's locks possibly held, so it reads only its
@@ -393,7 +407,6 @@ func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
 
 func (d *mergeDelegate) check(members []*serf.Member) error {
 	local, _ := d.clusterID.Load().(string)
-	ids := make(map[string]string, len(members)) // node ID -> name, in this batch
 	for _, m := range members {
 		// Serf hands us no alive/failed state here, only "left".
 		if m.Status == serf.StatusLeft {
@@ -424,11 +437,10 @@ func (d *mergeDelegate) check(members []*serf.Member) error {
 			return fmt.Errorf("%w with node %s: it uses node ID %s, which is this agent's (%s); give it its own data_dir",
 				ErrRefusedMerge, m.Name, id, d.name)
 		}
-		if prev, dup := ids[id]; dup && prev != m.Name {
-			return fmt.Errorf("%w with node %s: it uses node ID %s, which is node %s's too; give each node its own data_dir",
-				ErrRefusedMerge, m.Name, id, prev)
+		if holder, ok := d.names.nameOf(id); ok && holder != m.Name {
+			return fmt.Errorf("%w with node %s: it uses node ID %s, which is node %s's (if %s is gone for good, run force-leave on it first); give each node its own data_dir",
+				ErrRefusedMerge, m.Name, id, holder, holder)
 		}
-		ids[id] = m.Name
 	}
 	return nil
 }

@@ -690,7 +690,10 @@ func TestForceLeave(t *testing.T) {
 }
 
 func TestMergeDelegateRefusesOtherClusters(t *testing.T) {
-	d := &mergeDelegate{name: "a1", id: "id-a1", dc: "dc1", names: &names{byName: map[string]nameHolder{}}}
+	known := &names{byName: map[string]nameHolder{}}
+	known.record(serf.MemberEvent{Type: serf.EventMemberJoin, Members: []serf.Member{{Name: "p", Tags: map[string]string{TagID: "id-p"}}}})
+	known.record(serf.MemberEvent{Type: serf.EventMemberLeave, Members: []serf.Member{{Name: "r", Tags: map[string]string{TagID: "id-r"}}}})
+	d := &mergeDelegate{name: "a1", id: "id-a1", dc: "dc1", names: known}
 	d.clusterID.Store("cluster-a")
 	tags := func(id, dc, cluster string) map[string]string {
 		return map[string]string{TagID: id, TagDC: dc, TagClusterID: cluster}
@@ -710,8 +713,10 @@ func TestMergeDelegateRefusesOtherClusters(t *testing.T) {
 			[]string{"node x (cluster no cluster yet, dc2)", "datacenter dc1 (cluster cluster-a)"}},
 		{"this node's ID under another name", []*serf.Member{{Name: "copy", Tags: tags("id-a1", "dc1", "")}},
 			[]string{"node copy", "id-a1", "a1"}},
-		{"one ID twice in a batch", []*serf.Member{{Name: "p", Tags: tags("id-p", "dc1", "")}, {Name: "q", Tags: tags("id-p", "dc1", "")}},
+		{"a known member's ID under another name", []*serf.Member{{Name: "q", Tags: tags("id-p", "dc1", "")}},
 			[]string{"node q", "id-p", "node p"}},
+		{"a known member, same name and ID", []*serf.Member{{Name: "p", Tags: tags("id-p", "dc1", "cluster-a")}}, nil},
+		{"the ID of a member that left, under another name", []*serf.Member{{Name: "r2", Tags: tags("id-r", "dc1", "")}}, nil},
 		{"another cluster that left", []*serf.Member{{Name: "b1", Tags: tags("id-b1", "dc1", "cluster-b"), Status: serf.StatusLeft}}, nil},
 	}
 	for _, tc := range cases {
