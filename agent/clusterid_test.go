@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +132,51 @@ func TestReadClusterIDRefusesGarbage(t *testing.T) {
 	}
 	if _, err := readClusterID(dir); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("readClusterID of garbage = %v, want an error naming %s", err, path)
+	}
+}
+
+// TestRestoreWithoutClusterIDKeepsTheID: a snapshot of an earlier version
+// holds no cluster ID; after restoring it, the leader writes back the ID
+// the cluster had, and the server keeps running.
+func TestRestoreWithoutClusterIDKeepsTheID(t *testing.T) {
+	s := testAgent(t, "s1", func(c *config.Config) { c.Bootstrap = true })
+	var id string
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		meta, ok := s.node.View().ClusterMeta()
+		if !ok {
+			return fmt.Errorf("no cluster ID in the state store yet")
+		}
+		id = meta.ClusterID
+		return nil
+	})
+	snap, err := os.ReadFile(filepath.Join("..", "consensus", "testdata", "snapshot-v1.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, "http://"+s.HTTPAddr()+"/v1/snapshot", bytes.NewReader(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT /v1/snapshot: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/snapshot = %d %s, want 200", resp.StatusCode, body)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		meta, ok := s.node.View().ClusterMeta()
+		switch {
+		case !ok:
+			return fmt.Errorf("no cluster ID in the state store after the restore yet")
+		case meta.ClusterID != id:
+			return fmt.Errorf("cluster ID after the restore = %s, want %s", meta.ClusterID, id)
+		}
+		return nil
+	})
+	if err := s.Err(); err != nil {
+		t.Errorf("Err() after the restore = %v, want nil", err)
 	}
 }

@@ -144,45 +144,57 @@ type ClusterStore interface {
 	Apply(ctx context.Context, cmd consensus.Command) (consensus.Result, error)
 }
 
-// ensureRetry is how long EnsureClusterID waits after a failed write.
-const ensureRetry = time.Second
+// ensureInterval is how often EnsureClusterID looks at the state store
+// while this server leads, and how long it waits after a failed write.
+const ensureInterval = time.Second
 
-// EnsureClusterID is a leader duty: when the state store holds no cluster
-// ID, it writes one (OpSetClusterMeta), known when this server knows its
-// cluster's ID already (its data_dir/cluster-id: a restore of a snapshot
-// without one keeps the cluster's identity), else a new random UUID. On a
-// freshly bootstrapped cluster this is the first entry the first leader
-// writes; on a cluster made by an earlier version, its first leader after
-// the upgrade writes it. It retries until the ID is stored or ctx ends,
-// and calls written after a write succeeded.
+// EnsureClusterID is a leader duty: whenever the state store holds no
+// cluster ID, it writes one (OpSetClusterMeta): known when this server
+// knows its cluster's ID already (its data_dir/cluster-id), else a new
+// random UUID. On a freshly bootstrapped cluster this is the first entry
+// the first leader writes; on a cluster made by an earlier version, its
+// first leader after the upgrade writes it; after a restore of a snapshot
+// that holds none (an earlier version's), the leader writes the ID it
+// knew, so the cluster keeps its identity. It looks again every
+// ensureInterval until ctx ends, and calls written after each successful
+// write.
 func EnsureClusterID(ctx context.Context, logger hclog.Logger, store ClusterStore, known func() string, written func(id string)) {
+	t := time.NewTicker(ensureInterval)
+	defer t.Stop()
 	for {
-		if _, ok := store.View().ClusterMeta(); ok {
-			return
+		if _, ok := store.View().ClusterMeta(); !ok {
+			if err := writeClusterID(ctx, logger, store, known(), written); err != nil {
+				if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrShutdown) {
+					return
+				}
+				if ctx.Err() == nil {
+					logger.Warn("writing the cluster ID failed; retrying", "error", err)
+				}
+			}
 		}
-		id := known()
-		if id == "" {
-			id = uuid.NewString()
-		}
-		octx, cancel := context.WithTimeout(ctx, reconcileOpTimeout)
-		res, err := store.Apply(octx, consensus.Command{Op: consensus.OpSetClusterMeta, ClusterID: id})
-		cancel()
-		switch {
-		case err == nil && res.OK:
-			logger.Info("wrote the cluster ID", "cluster_id", id)
-			written(id)
-			return
-		case err == nil:
-			// Another ID got there first; the loop reads it.
-			continue
-		case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrShutdown):
-			return
-		}
-		logger.Warn("writing the cluster ID failed; retrying", "error", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(ensureRetry):
+		case <-t.C:
 		}
 	}
+}
+
+// writeClusterID applies OpSetClusterMeta with id, or a new UUID when id
+// is empty. Another ID stored first is not an error: it is the cluster's.
+func writeClusterID(ctx context.Context, logger hclog.Logger, store ClusterStore, id string, written func(id string)) error {
+	if id == "" {
+		id = uuid.NewString()
+	}
+	octx, cancel := context.WithTimeout(ctx, reconcileOpTimeout)
+	defer cancel()
+	res, err := store.Apply(octx, consensus.Command{Op: consensus.OpSetClusterMeta, ClusterID: id})
+	if err != nil {
+		return err
+	}
+	if res.OK {
+		logger.Info("wrote the cluster ID", "cluster_id", id)
+		written(id)
+	}
+	return nil
 }
