@@ -48,6 +48,9 @@ type Agent struct {
 	version string
 	id      string
 
+	fileClusterID string       // data_dir/cluster-id at start, "" when absent
+	clusterID     atomic.Value // string: the cluster's ID as this server knows it
+
 	httpLn net.Listener    // nil with ports.http = -1
 	mux    *serverport.Mux // nil for clients
 	node   *consensus.Node // nil for clients
@@ -87,7 +90,7 @@ type Agent struct {
 // no listener.
 func New(opts Options) (*Agent, error) {
 	a := &Agent{cfg: opts.Config, logger: opts.Logger, version: opts.Version, reloadConfig: opts.Reload, shutCh: make(chan struct{})}
-	for _, open := range []func() error{a.openNodeID, a.openTLS, a.openHTTP, a.openServerPort, a.openConsensus, a.openGossip, a.openCluster} {
+	for _, open := range []func() error{a.openNodeID, a.openTLS, a.openHTTP, a.openServerPort, a.openConsensus, a.openClusterID, a.openGossip, a.openCluster} {
 		if err := open(); err != nil {
 			a.closeAll(false)
 			return nil, err
@@ -201,6 +204,9 @@ func (a *Agent) tags() map[string]string {
 	if a.node.HasState() {
 		tags[gossip.TagRaftState] = "1"
 	}
+	if id := a.ClusterID(); id != "" {
+		tags[gossip.TagClusterID] = id
+	}
 	return tags
 }
 
@@ -216,7 +222,7 @@ func (a *Agent) openCluster() error {
 	}
 	if a.node != nil { // a nil *Node must not become a non-nil interface
 		boot.Node = a.node
-		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter)
+		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter, cluster.WithIdentity(a.identity, a.probeIdentity))
 		delegate := cluster.NewAutopilotDelegate(logger.Named("autopilot"), a.node.RaftStats, a.pool, a.id, cfg.Datacenter, a.fetchRaftStats)
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
@@ -249,7 +255,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
 		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(), HTTPSAddr: a.HTTPSAddr(),
 		Logger: a.logger,
-		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a,
+		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a, Identity: a.identity,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 	}
 	c.Keyring = a.pool
@@ -294,6 +300,7 @@ func (a *Agent) Start(ctx context.Context) {
 	a.goFunc(func() { a.boot.Run(ctx) })
 	if a.node != nil {
 		a.goFunc(func() { a.runLeader(ctx) })
+		a.goFunc(func() { a.watchClusterID(ctx) })
 	}
 	if a.joiner != nil {
 		a.goFunc(func() {

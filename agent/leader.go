@@ -19,6 +19,11 @@ func (a *Agent) runLeader(ctx context.Context) {
 // goroutine until leadership is lost or the agent stops.
 func (a *Agent) leaderDuties() []cluster.Duty {
 	return []cluster.Duty{
+		// Give the cluster its ID, if it has none yet: the first entry of
+		// a new cluster's first leader.
+		func(ctx context.Context) {
+			cluster.EnsureClusterID(ctx, a.logger.Named("cluster_id"), a.node, a.ClusterID, a.learnClusterID)
+		},
 		// Turn gossip membership into Raft membership.
 		a.recon.Run,
 		// Forget the tombstones of old deletes.

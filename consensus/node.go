@@ -436,9 +436,11 @@ func (n *Node) SaveSnapshot(w io.Writer) (SnapshotInfo, error) {
 // leader can do this.
 //
 // Raft panics if the state machine fails to restore a user snapshot, so
-// the stream is first copied to a temporary file (in data_dir/raft, or
-// the system's temporary directory in memory mode) and checked in full;
-// only an intact stream reaches Raft. Raft moves its log index past the
+// the stream is first read and checked in full, then written in the
+// current format to a temporary file (in data_dir/raft, or the system's
+// temporary directory in memory mode); only an intact stream reaches
+// Raft. The cluster keeps its own cluster ID: the stream's, when it comes
+// from another cluster, is replaced (see adoptSnapshot). Raft moves its log index past the
 // stream's highest index, so later writes get higher indexes than any in
 // the stream. Blocking-query indexes can still go back to the stream's, as
 // in Consul after a restore.
@@ -463,7 +465,8 @@ func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (SnapshotInfo, 
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}
-	info, err := InspectSnapshot(io.TeeReader(r, tmp))
+	own, hasOwn := n.fsm.View().ClusterMeta()
+	info, err := adoptSnapshot(r, tmp, own, hasOwn)
 	if err != nil {
 		cleanup()
 		return info, err

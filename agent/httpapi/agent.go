@@ -39,6 +39,7 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 		Config: api.SelfConfig{
 			Datacenter: c.Datacenter, NodeName: c.Name, NodeID: c.ID, Server: c.Server,
 			Version: c.Version, BootstrapExpect: c.BootstrapExpect, DataDir: c.DataDir,
+			ClusterID: c.Identity().ClusterID,
 		},
 		Member: toAPIMember(c.Pool.LocalMember()),
 		Stats: map[string]map[string]string{

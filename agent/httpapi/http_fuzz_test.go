@@ -115,8 +115,9 @@ func startFuzzService(f *testing.F) *Service {
 		Name: "fuzz", ID: "fuzz-id", Datacenter: "dc1", Version: "0.1.0", Server: true, RaftMultiplier: 1,
 		JoinPort: ports[0], Logger: logger,
 		Agent: fuzzAgent{addr: net.JoinHostPort(ip, strconv.Itoa(ports[1]))}, Pool: pool, Bootstrap: boot,
-		Router: serverport.NewRouter(pool, "dc1", peers),
-		Store:  node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
+		Identity: func() cluster.Identity { return cluster.Identity{NodeID: "fuzz-id", Datacenter: "dc1", HasState: true} },
+		Router:   serverport.NewRouter(pool, "dc1", peers),
+		Store:    node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
 		Keyring: pool,
 	})
 	deadline := time.Now().Add(10 * time.Second)

@@ -90,6 +90,7 @@ func (s *Service) routes() []route {
 		{"POST", cluster.ClaimPath, anyAgent, internal, s.bootstrapClaim},
 		{"POST", cluster.ReleasePath, anyAgent, internal, s.bootstrapRelease},
 		{"GET", cluster.RaftStatsPath, anyAgent, internal, s.raftStats},
+		{"GET", cluster.IdentityPath, anyAgent, internal, s.identity},
 	}
 	if s.cfg.EnableDebug {
 		rs = append(rs, debugRoutes()...)

@@ -110,6 +110,11 @@ type Config struct {
 	Bootstrap Bootstrap
 	// Reloader answers PUT /v1/agent/reload.
 	Reloader Reloader
+	// Identity is this agent's node ID, cluster ID, datacenter and Raft
+	// state, for the server port's identity route, /v1/agent/self and
+	// /v1/operator/bootstrap. Nil answers ID and Datacenter, with no
+	// cluster ID.
+	Identity func() cluster.Identity
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
 	// Keyring manages the gossip pool's encryption keys.
@@ -137,5 +142,9 @@ type Service struct {
 // New returns the API of the agent cfg describes.
 func New(cfg Config) *Service {
 	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Identity == nil {
+		id, dc := cfg.ID, cfg.Datacenter
+		cfg.Identity = func() cluster.Identity { return cluster.Identity{NodeID: id, Datacenter: dc} }
+	}
 	return &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover"))}
 }
