@@ -51,6 +51,13 @@ var (
 	// this release reads: restore it with a newer Conclave. The error
 	// matches ErrCorruptSnapshot too.
 	ErrSnapshotTooNew = errors.New("snapshot too new")
+	// ErrNoKVStore is returned by Apply, SaveSnapshot and RestoreSnapshot
+	// on a node that runs an application's state machine (Config.FSM)
+	// instead of the key/value store.
+	ErrNoKVStore = errors.New("no key/value store: the node runs an application state machine")
+	// ErrNoStateMachine is returned by ApplyBytes on a node that runs the
+	// key/value store, which takes only Commands.
+	ErrNoStateMachine = errors.New("no application state machine: the node runs the key/value store")
 )
 
 // Base Raft timing for raft_multiplier = 1; every value is multiplied by the
@@ -119,6 +126,12 @@ type Config struct {
 	// ErrValueTooLarge before it reaches the log. Optional; 0 means
 	// DefaultMaxValueSize (512 KiB).
 	MaxValueSize int
+	// FSM is an application's own state machine, run instead of the
+	// key/value store: commands reach it through ApplyBytes, and the
+	// snapshots are what it writes. The key/value methods then see an
+	// empty store, and Apply, SaveSnapshot and RestoreSnapshot fail with
+	// ErrNoKVStore. Optional; nil runs the key/value store.
+	FSM StateMachine
 }
 
 // Server is one member of a Raft configuration.
@@ -226,7 +239,11 @@ func New(cfg Config) (*Node, error) {
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 
-	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
+	var fsm raft.FSM = n.fsm
+	if cfg.FSM != nil {
+		fsm = appFSM{cfg.FSM}
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, n.transport)
 	if err != nil {
 		n.transport.Close()
 		n.closeStores()
@@ -341,6 +358,9 @@ func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 // through, and a transaction's results or errors. A failed check is a
 // Result with OK false, not an error. Only the leader can do this.
 func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
+	if n.cfg.FSM != nil {
+		return Result{}, ErrNoKVStore
+	}
 	if err := cmd.Validate(n.cfg.MaxValueSize); err != nil {
 		return Result{}, err
 	}
@@ -389,14 +409,22 @@ func (n *Node) WaitPrefix(ctx context.Context, prefix string, minIndex uint64) (
 }
 
 // AppliedIndex is the index of the last log entry the local state machine
-// applied.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+// applied (with Config.FSM, the last one Raft handed it).
+func (n *Node) AppliedIndex() uint64 {
+	if n.cfg.FSM != nil {
+		return n.raft.AppliedIndex()
+	}
+	return n.fsm.AppliedIndex()
+}
 
 // SaveSnapshot writes the local state machine to w as a snapshot stream
 // and describes what it wrote. It reads one immutable version, so it
 // neither blocks writes nor forces a Raft snapshot. For an up-to-date
 // backup call it on the leader after VerifyLeader.
 func (n *Node) SaveSnapshot(w io.Writer) (SnapshotInfo, error) {
+	if n.cfg.FSM != nil {
+		return SnapshotInfo{}, ErrNoKVStore
+	}
 	return writeSnapshot(w, n.fsm.View())
 }
 
@@ -416,6 +444,9 @@ func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (SnapshotInfo, 
 	case <-n.shutdownCh:
 		return SnapshotInfo{}, ErrShutdown
 	default:
+	}
+	if n.cfg.FSM != nil {
+		return SnapshotInfo{}, ErrNoKVStore
 	}
 	if !n.IsLeader() {
 		return SnapshotInfo{}, ErrNotLeader
