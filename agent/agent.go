@@ -34,6 +34,17 @@ type Options struct {
 	// Version is the Conclave version the agent reports in its build tag
 	// and in /v1/agent/self.
 	Version string
+	// FSM is an embedding application's own replicated state machine,
+	// which the servers run instead of the key/value store: its commands
+	// go through Node().ApplyBytes. The API then serves no key/value,
+	// transaction or snapshot routes, and the leader reaps no tombstones.
+	// Optional; nil runs the key/value store (conclave agent).
+	FSM consensus.StateMachine
+	// Routes are the application's own HTTP routes, served on the HTTP
+	// API next to Conclave's, behind the same placement: a Leader route
+	// that reaches a follower is forwarded to the leader. Optional; New
+	// fails for a route httpapi.CheckRoutes refuses.
+	Routes []httpapi.Route
 }
 
 // Agent is one running Conclave agent: a gossip member and, for servers, a
@@ -42,6 +53,8 @@ type Agent struct {
 	cfg     *config.Config
 	logger  hclog.Logger
 	version string
+	fsm     consensus.StateMachine // nil: the key/value store
+	routes  []httpapi.Route
 	id      string
 
 	httpLn net.Listener
@@ -76,7 +89,19 @@ type Agent struct {
 // error everything opened so far is closed again, so a failed start leaks
 // no listener.
 func New(opts Options) (*Agent, error) {
-	a := &Agent{cfg: opts.Config, logger: opts.Logger, version: opts.Version, shutCh: make(chan struct{})}
+	if opts.Config == nil {
+		return nil, errors.New("agent: missing config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if err := httpapi.CheckRoutes(opts.Routes); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{
+		cfg: opts.Config, logger: opts.Logger, version: opts.Version,
+		fsm: opts.FSM, routes: opts.Routes, shutCh: make(chan struct{}),
+	}
 	for _, open := range []func() error{a.openNodeID, a.openHTTP, a.openServerPort, a.openConsensus, a.openGossip, a.openCluster} {
 		if err := open(); err != nil {
 			a.closeAll(false)
@@ -135,6 +160,7 @@ func (a *Agent) openConsensus() (err error) {
 		Multiplier:      cfg.Performance.RaftMultiplier,
 		AddressProvider: addrProvider{a},
 		MaxValueSize:    cfg.KVMaxValueSize,
+		FSM:             a.fsm,
 		Logger:          a.logger,
 	})
 	return err
@@ -235,6 +261,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Logger: a.logger,
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
+		Routes: a.routes, NoKV: a.fsm != nil,
 	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
@@ -323,6 +350,11 @@ func (a *Agent) RaftAddr() string {
 	}
 	return a.node.RaftAddr()
 }
+
+// Node is this server's Raft node, through which an embedding application
+// applies its commands (ApplyBytes), and asks IsLeader, Leader,
+// AppliedIndex or Barrier. It is nil on a client agent.
+func (a *Agent) Node() *consensus.Node { return a.node }
 
 // NodeID is this agent's permanent node ID.
 func (a *Agent) NodeID() string { return a.id }

@@ -18,14 +18,17 @@ func (a *Agent) runLeader(ctx context.Context) {
 // leaderDuties are what a leader does while it leads, each in its own
 // goroutine until leadership is lost or the agent stops.
 func (a *Agent) leaderDuties() []cluster.Duty {
-	return []cluster.Duty{
+	duties := []cluster.Duty{
 		// Turn gossip membership into Raft membership.
 		a.recon.Run,
-		// Forget the tombstones of old deletes.
-		func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) },
 		// Keep the servers' health view (the rollout gate, the hand-off).
 		a.pilot.Run,
 	}
+	if a.fsm == nil {
+		// Forget the tombstones of old deletes (the key/value store only).
+		duties = append(duties, func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) })
+	}
+	return duties
 }
 
 // leadershipTransferTimeout bounds the hand-off a leader attempts when it
