@@ -58,6 +58,14 @@ var (
 	// ErrNoStateMachine is returned by ApplyBytes on a node that runs the
 	// key/value store, which takes only Commands.
 	ErrNoStateMachine = errors.New("no application state machine: the node runs the key/value store")
+	// ErrInvalidSession is matched by the error Apply returns for a
+	// session-create or session-destroy refused before the log; its text
+	// is Consul's ("Invalid Behavior setting 'x'", "Invalid Session TTL
+	// ..."). It matches ErrInvalidCommand too.
+	ErrInvalidSession = errors.New("invalid session settings")
+	// ErrUnknownSession is returned (wrapped, as Consul's `invalid
+	// session "id"`) when a lock names a session that does not exist.
+	ErrUnknownSession = errors.New("invalid session")
 )
 
 // Base Raft timing for raft_multiplier = 1; every value is multiplied by the
@@ -356,13 +364,17 @@ func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 // and returns once it is applied to this leader's state machine, with what
 // it did: the log index, whether a cas, delete-cas or transaction went
 // through, and a transaction's results or errors. A failed check is a
-// Result with OK false, not an error. Only the leader can do this.
+// Result with OK false, not an error; so is an acquire during its key's
+// lock delay, answered without the log. Only the leader can do this.
 func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if n.cfg.FSM != nil {
 		return Result{}, ErrNoKVStore
 	}
 	if err := cmd.Validate(n.cfg.MaxValueSize); err != nil {
 		return Result{}, err
+	}
+	if res, answered := n.lockDelayed(cmd); answered {
+		return res, nil
 	}
 	b, err := cmd.encode()
 	if err != nil {

@@ -267,3 +267,57 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSessionsThreeNodes runs two sessions contending for a lock on a
+// three-server cluster: every server ends with the same keys and sessions,
+// every server records the lock delay of the invalidation it applied, and
+// so a new leader refuses an acquire during the delay.
+func TestSessionsThreeNodes(t *testing.T) {
+	nodes, leader := startCluster(t, 3)
+	holder := DefaultSession("11111111-aaaa", "node-1")
+	holder.LockDelay = time.Minute
+	mustApplyNode(t, leader, createCmd(holder))
+	mustApplyNode(t, leader, createCmd(DefaultSession("22222222-bbbb", "node-2")))
+	if r := mustApplyNode(t, leader, lockCmd("svc/leader", "one", holder.ID)); !r.OK {
+		t.Fatal("first acquire failed")
+	}
+	if r := mustApplyNode(t, leader, lockCmd("svc/leader", "two", "22222222-bbbb")); r.OK {
+		t.Fatal("second session acquired a held lock")
+	}
+	last := mustApplyNode(t, leader, destroyCmd(holder.ID)).Index
+
+	waitApplied(t, last, nodes...)
+	lv := leader.View()
+	if e, _ := lv.Get("svc/leader"); e.Session != "" || e.LockIndex != 1 || string(e.Value) != "one" {
+		t.Errorf("after the holder's destroy: %+v, want released with LockIndex 1 and its value", e)
+	}
+	for _, n := range nodes {
+		v := n.View()
+		if diff := cmp.Diff(v.List(""), lv.List(""), equateEmpty); diff != "" {
+			t.Errorf("%s: List mismatch with the leader (-got +leader):\n%s", n.ID(), diff)
+		}
+		if diff := cmp.Diff(v.SessionList(), lv.SessionList()); diff != "" {
+			t.Errorf("%s: SessionList mismatch with the leader (-got +leader):\n%s", n.ID(), diff)
+		}
+		if got := v.SessionIndex(); got != lv.SessionIndex() {
+			t.Errorf("%s: SessionIndex() = %d, leader %d", n.ID(), got, lv.SessionIndex())
+		}
+		if _, delayed := n.LockDelay("svc/leader"); !delayed {
+			t.Errorf("%s: no lock delay on svc/leader after applying the invalidation", n.ID())
+		}
+	}
+
+	if err := leader.Shutdown(); err != nil {
+		t.Fatalf("Shutdown(leader): %v", err)
+	}
+	var rest []*Node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	next := waitForLeader(t, rest...)
+	if r := mustApplyNode(t, next, lockCmd("svc/leader", "two", "22222222-bbbb")); r.OK {
+		t.Error("the new leader let an acquire through during the lock delay")
+	}
+}

@@ -12,7 +12,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 )
 
-// Snapshot stream format, version 2: every table of the store. Integers
+// Snapshot stream format, version 3: every table of the store. Integers
 // are uvarints unless noted.
 //
 //	header   "CNCLVKV" version(1 byte)
@@ -27,19 +27,24 @@ import (
 //	0x03 autopilot_config flags lastContact maxTrailing minQuorum stabilization createIndex modifyIndex (at most one row)
 //	0x04 kvs              keylen key flags createIndex modifyIndex lockIndex sessionlen session valuelen value
 //	0x05 tombstones       keylen key index
+//	0x06 sessions         idlen id namelen name nodelen node behavior lockDelay ttl checks { len check }* createIndex modifyIndex
 //
 // In autopilot_config, flags is 1 for CleanupDeadServers and durations are
-// nanoseconds. The CRC-32C covers every byte before it. Nothing may follow
-// it, so a stream cut anywhere, even between records, is an error. The
-// sessions and ACL tables have no section yet: no command writes them, so
+// nanoseconds; in sessions, behavior is 0 for release and 1 for delete, and
+// durations are nanoseconds. Which session holds a key is the kvs row's
+// session; lock delays are not in the stream (as in Consul, they live in
+// each server's memory). The CRC-32C covers every byte before it. Nothing
+// may follow it, so a stream cut anywhere, even between records, is an
+// error. The ACL tables have no section yet: no command writes them, so
 // they are always empty; the version that brings their commands adds
 // their sections, and a new format version.
 //
-// Version 1 (snapshot_v1.go), the key/value store before tables, is still
-// read.
+// Version 2 is version 3 without the sessions section (the store of tables
+// before sessions), and version 1 (snapshot_v1.go) the key/value store
+// before tables; both are still read.
 const (
 	snapshotMagic   = "CNCLVKV"
-	snapshotVersion = 2
+	snapshotVersion = 3
 
 	secEnd = 0x00
 
@@ -62,7 +67,7 @@ type SnapshotInfo struct {
 	Entries, Tombstones int
 	// Tables counts the rows of every table in the stream, in the order
 	// of the stream ("index", "meta", "autopilot_config", "kvs",
-	// "tombstones").
+	// "tombstones", "sessions").
 	Tables []TableCount
 	// Size is the length of the stream in bytes.
 	Size int64
@@ -101,7 +106,11 @@ var snapshotTables = []snapshotTable{
 	{tag: 0x03, name: tableAutopilot, single: true, write: writeAutopilotRow, read: readAutopilotRow},
 	{tag: 0x04, name: tableKVs, write: writeEntryRow, read: readEntryRow},
 	{tag: 0x05, name: tableTombstones, write: writeTombstoneRow, read: readTombstoneRow},
+	{tag: 0x06, name: tableSessions, write: writeSessionRow, read: readSessionRow},
 }
+
+// snapshotTablesV2 are the sections of format version 2.
+var snapshotTablesV2 = snapshotTables[:5]
 
 // hashWriter counts and checksums what goes through it to w.
 type hashWriter struct {
@@ -217,6 +226,25 @@ func writeEntryRow(rec []byte, row any) ([]byte, []byte, uint64) {
 	}
 	rec = appendString(rec, e.Session)
 	return binary.AppendUvarint(rec, uint64(len(e.Value))), e.Value, max(e.CreateIndex, e.ModifyIndex)
+}
+
+func writeSessionRow(rec []byte, row any) ([]byte, []byte, uint64) {
+	s := row.(*Session)
+	for _, f := range []string{s.ID, s.Name, s.Node} {
+		rec = appendString(rec, f)
+	}
+	var behavior uint64
+	if s.Behavior == SessionDelete {
+		behavior = 1
+	}
+	for _, v := range []uint64{behavior, uint64(s.LockDelay), uint64(s.TTL), uint64(len(s.NodeChecks))} {
+		rec = binary.AppendUvarint(rec, v)
+	}
+	for _, c := range s.NodeChecks {
+		rec = appendString(rec, c)
+	}
+	rec = binary.AppendUvarint(rec, s.CreateIndex)
+	return binary.AppendUvarint(rec, s.ModifyIndex), nil, max(s.CreateIndex, s.ModifyIndex)
 }
 
 func writeTombstoneRow(rec []byte, row any) ([]byte, []byte, uint64) {
@@ -350,8 +378,10 @@ func readSnapshot(src io.Reader, txn *memdb.Txn) (SnapshotInfo, error) {
 	switch v := hdr[len(snapshotMagic)]; {
 	case v == 1:
 		err = readSnapshotV1(r, &l, &info)
+	case v == 2:
+		err = readTables(r, &l, &info, snapshotTablesV2)
 	case v == snapshotVersion:
-		err = readSnapshotV2(r, &l, &info)
+		err = readTables(r, &l, &info, snapshotTables)
 	case v > snapshotVersion:
 		return info, tooNewError(v)
 	default:
@@ -389,8 +419,9 @@ func (l *loader) insert(table string, row any) {
 	}
 }
 
-func readSnapshotV2(r *snapReader, l *loader, info *SnapshotInfo) error {
-	for _, st := range snapshotTables {
+// readTables reads the sections of tables, in order, and the end record.
+func readTables(r *snapReader, l *loader, info *SnapshotInfo, tables []snapshotTable) error {
+	for _, st := range tables {
 		tag, err := r.ReadByte()
 		if err != nil {
 			return r.fail("table tag", err)
@@ -504,6 +535,40 @@ func readTombstoneRow(r *snapReader) (any, string, uint64, error) {
 		return nil, "", 0, err
 	}
 	return t, t.Key, t.Index, nil
+}
+
+func readSessionRow(r *snapReader) (any, string, uint64, error) {
+	s := &Session{}
+	var err error
+	for _, f := range []*string{&s.ID, &s.Name, &s.Node} {
+		if *f, err = r.string("session"); err != nil {
+			return nil, "", 0, err
+		}
+	}
+	var behavior, lockDelay, ttl, checks uint64
+	if err := r.uvarints("session "+s.ID, &behavior, &lockDelay, &ttl, &checks); err != nil {
+		return nil, "", 0, err
+	}
+	if behavior > 1 || lockDelay > math.MaxInt64 || ttl > math.MaxInt64 {
+		return nil, "", 0, corrupt("session %q out of range at byte %d", s.ID, r.n)
+	}
+	s.Behavior = SessionRelease
+	if behavior == 1 {
+		s.Behavior = SessionDelete
+	}
+	s.LockDelay, s.TTL = time.Duration(lockDelay), time.Duration(ttl)
+	// checks is only a bound: each check is read from bytes that arrive.
+	for i := uint64(0); i < checks; i++ {
+		c, err := r.string("check of session " + s.ID)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		s.NodeChecks = append(s.NodeChecks, c)
+	}
+	if err := r.uvarints("session "+s.ID, &s.CreateIndex, &s.ModifyIndex); err != nil {
+		return nil, "", 0, err
+	}
+	return s, s.ID, max(s.CreateIndex, s.ModifyIndex), nil
 }
 
 // finish reads and checks the checksum, and that the stream ends there.

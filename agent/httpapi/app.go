@@ -46,10 +46,11 @@ type Route struct {
 var reservedPrefixes = []string{"/v1/", "/internal/", "/debug/"}
 
 // kvRoute reports whether rt belongs to the key/value store: its keys, its
-// transactions and its snapshots, which a node running an application's
-// state machine does not serve.
+// transactions, its sessions and its snapshots, which a node running an
+// application's state machine does not serve.
 func kvRoute(rt route) bool {
-	return strings.HasPrefix(rt.pattern, kvPrefix) || rt.pattern == "/v1/txn" || rt.pattern == "/v1/snapshot"
+	return strings.HasPrefix(rt.pattern, kvPrefix) || strings.HasPrefix(rt.pattern, "/v1/session/") ||
+		rt.pattern == "/v1/txn" || rt.pattern == "/v1/snapshot"
 }
 
 // withApp drops the key/value routes when the application runs its own
