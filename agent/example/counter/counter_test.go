@@ -181,8 +181,8 @@ func waitLeader(t *testing.T, ps []*proc) *proc {
 }
 
 // TestCounterSurvivesLeaderKill forms a three-server cluster of counter
-// processes, increments through a follower (forwarded to the leader)
-// while the leader is killed with SIGKILL, and checks that every
+// processes, increments through a follower (forwarded to the leader) and
+// on the leader while the leader is killed with SIGKILL, and checks that every
 // surviving server ends at exactly the sum of the acknowledged
 // increments. Each increment carries a request ID and is retried with it
 // until acknowledged: a retry of one whose outcome was unknown is applied
@@ -199,13 +199,16 @@ func TestCounterSurvivesLeaderKill(t *testing.T) {
 		}
 	}
 
-	var acked, sum atomic.Int64
-	done := make(chan error, 1)
+	// Two writers: one through the follower, one to the leader itself,
+	// which is killed under it with requests in flight. After an error a
+	// writer sends the same request (same ID) again through the follower.
+	var acked, sum, retries atomic.Int64
+	done := make(chan error, 2)
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	stopWriter := func() { stopOnce.Do(func() { close(stop) }) }
 	t.Cleanup(stopWriter) // also when a wait below fails
-	go func() {
+	writer := func(name string, first *proc) {
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
@@ -213,24 +216,27 @@ func TestCounterSurvivesLeaderKill(t *testing.T) {
 				return
 			default:
 			}
-			url := via.url(fmt.Sprintf("/counter/incr?by=%d&id=req-%d", i, i))
+			path := fmt.Sprintf("/counter/incr?by=%d&id=%s-%d", i, name, i)
 			deadline := time.Now().Add(30 * time.Second)
-			for {
+			for to := first; ; to = via {
 				var out struct{ Value int64 }
-				err := call("POST", url, &out)
+				err := call("POST", to.url(path), &out)
 				if err == nil {
 					break
 				}
 				if time.Now().After(deadline) {
-					done <- fmt.Errorf("increment %d never acknowledged: %w", i, err)
+					done <- fmt.Errorf("increment %s-%d never acknowledged: %w", name, i, err)
 					return
 				}
-				time.Sleep(50 * time.Millisecond) // outcome unknown: send it again
+				retries.Add(1) // outcome unknown: send it again
+				time.Sleep(50 * time.Millisecond)
 			}
 			sum.Add(int64(i))
 			acked.Add(1)
 		}
-	}()
+	}
+	go writer("follower", via)
+	go writer("leader", leader)
 	waitAcked := func(n int64) {
 		t.Helper()
 		testutil.WaitFor(t, 60*time.Second, func() error {
@@ -241,21 +247,24 @@ func TestCounterSurvivesLeaderKill(t *testing.T) {
 		})
 	}
 
-	waitAcked(20)
+	waitAcked(40)
 	t.Logf("killing leader %s after %d increments", leader.name, acked.Load())
 	leader.kill()
 	newLeader := waitLeader(t, ps)
 	t.Logf("new leader %s", newLeader.name)
-	waitAcked(acked.Load() + 20)
+	waitAcked(acked.Load() + 40)
 	stopWriter()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("a writer did not stop")
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("writer did not stop")
 	}
+	t.Logf("%d increments acknowledged after %d retries", acked.Load(), retries.Load())
 
 	want := sum.Load()
 	for _, p := range ps {
