@@ -162,6 +162,8 @@ func (a *Agent) openConsensus() (err error) {
 		MaxValueSize:    cfg.KVMaxValueSize,
 		FSM:             a.fsm,
 		Logger:          a.logger,
+		LogStore:        logStoreConfig(cfg.RaftLogStore),
+		OnFatal:         a.fail, // a damaged store: shut down, exit non-zero
 	})
 	return err
 }
