@@ -50,7 +50,7 @@ type proc struct {
 }
 
 func (p *proc) url(path string) string { return fmt.Sprintf("http://%s:%d%s", p.ip, p.http, path) }
-func (p *proc) raftAddr() string        { return fmt.Sprintf("%s:%d", p.ip, p.rp) }
+func (p *proc) raftAddr() string       { return fmt.Sprintf("%s:%d", p.ip, p.rp) }
 
 // startCluster starts n counter servers with bootstrap_expect = n, each
 // joining all the others. Every process is in a group of its own, killed

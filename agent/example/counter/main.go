@@ -1,18 +1,14 @@
-// Command counter is a replicated counter built on Conclave's agent
-// package: the agent forms the cluster (gossip, retry_join,
-// bootstrap_expect, the reconciler, leader forwarding, health checks) and
-// runs this program's own state machine and HTTP routes.
-//
-//	counter -config-file server.hcl      # or any of conclave agent's flags
-//	curl -X POST 'localhost:8500/counter/incr?by=5&id=req-1'
-//	curl localhost:8500/counter           # on the leader, after a barrier
-//	curl 'localhost:8500/counter?stale'   # any server, from its own state
-//
-// An increment with an id is applied once however often it is sent, so a
-// client that got no answer (the outcome is unknown) sends it again.
+// Command counter is a replicated counter built on Conclave's agent package,
+// which forms the cluster and runs this program's state machine and routes:
+// POST /counter/incr?by=N&id=ID (on the leader; an ID is applied once, so a
+// client whose outcome is unknown sends it again), GET /counter (on the
+// leader, after a barrier; with ?stale, on any server). It takes conclave
+// agent's flags and -config-file.
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -33,8 +29,7 @@ import (
 	"github.com/conclavehq/conclave/config"
 )
 
-// rememberIDs is how many recent request IDs the counter remembers, so
-// that its memory stays bounded.
+// rememberIDs bounds how many recent request IDs the counter remembers.
 const rememberIDs = 4096
 
 // incr is one command in the log.
@@ -85,7 +80,7 @@ func (c *counter) Snapshot() (io.WriterTo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, err := json.Marshal(c.s)
-	return bytesWriter(b), err
+	return bytes.NewReader(b), err // a *bytes.Reader is an io.WriterTo
 }
 
 func (c *counter) Restore(r io.Reader) error {
@@ -105,13 +100,6 @@ func (c *counter) value() int64 {
 	return c.s.Value
 }
 
-type bytesWriter []byte
-
-func (b bytesWriter) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(b)
-	return int64(n), err
-}
-
 // service answers the counter's routes.
 type service struct {
 	fsm *counter
@@ -127,16 +115,12 @@ func (s *service) routes() []httpapi.Route {
 
 // incr applies ?by=N (default 1) once committed, with ?id= for retries.
 func (s *service) incr(w http.ResponseWriter, r *http.Request) {
-	cmd := incr{ID: r.URL.Query().Get("id"), By: 1}
-	if by := r.URL.Query().Get("by"); by != "" {
-		n, err := strconv.ParseInt(by, 10, 64)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("by must be an integer, got %q", by), http.StatusBadRequest)
-			return
-		}
-		cmd.By = n
+	by, err := strconv.ParseInt(cmp.Or(r.URL.Query().Get("by"), "1"), 10, 64)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("by must be an integer, got %q", r.URL.Query().Get("by")), http.StatusBadRequest)
+		return
 	}
-	data, _ := json.Marshal(cmd)
+	data, _ := json.Marshal(incr{ID: r.URL.Query().Get("id"), By: by})
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	v, err := s.a.Node().ApplyBytes(ctx, data)
@@ -147,20 +131,16 @@ func (s *service) incr(w http.ResponseWriter, r *http.Request) {
 	writeValue(w, v.(int64))
 }
 
-// get answers the value: on the leader after a barrier, so that it
-// includes every acknowledged increment; with ?stale, from this server.
+// get answers the value: on the leader after a barrier; with ?stale, here.
 func (s *service) get(w http.ResponseWriter, r *http.Request) {
 	if _, stale := r.URL.Query()["stale"]; !stale {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
-		node := s.a.Node()
-		if err := node.Barrier(ctx); err != nil {
-			httpapi.WriteError(w, err)
-			return
-		}
-		if err := node.VerifyLeader(ctx); err != nil {
-			httpapi.WriteError(w, err)
-			return
+		for _, check := range []func(context.Context) error{s.a.Node().Barrier, s.a.Node().VerifyLeader} {
+			if err := check(ctx); err != nil {
+				httpapi.WriteError(w, err)
+				return
+			}
 		}
 	}
 	writeValue(w, s.fsm.value())
@@ -195,7 +175,6 @@ func run(args []string) int {
 	for _, w := range res.Warnings {
 		logger.Warn(w)
 	}
-
 	svc := &service{fsm: &counter{}}
 	a, err := agent.New(agent.Options{Config: cfg, Logger: logger, Version: "counter", FSM: svc.fsm, Routes: svc.routes()})
 	if err != nil {
@@ -207,7 +186,6 @@ func run(args []string) int {
 	defer stop()
 	a.Start(ctx)
 	logger.Info("counter running", "http_addr", a.HTTPAddr())
-
 	select {
 	case <-ctx.Done():
 		a.Shutdown()
