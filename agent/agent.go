@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -159,7 +160,7 @@ func (a *Agent) openConsensus() (err error) {
 		InMemory:        cfg.DevMode,
 		Multiplier:      cfg.Performance.RaftMultiplier,
 		AddressProvider: addrProvider{a},
-		MaxValueSize:    cfg.KVMaxValueSize,
+		MaxValueSize:    cmp.Or(cfg.KVMaxValueSize, config.DefaultKVMaxValueSize), // 0: a Config built by hand
 		FSM:             a.fsm,
 		Logger:          a.logger,
 		LogStore:        logStoreConfig(cfg.RaftLogStore),

@@ -185,7 +185,8 @@ type Performance struct {
 const DefaultRaftMultiplier = 2
 
 // DefaultKVMaxValueSize is the kv_max_value_size used when none is
-// configured, and MaxKVMaxValueSize its upper bound.
+// configured, and MaxKVMaxValueSize its upper bound. This is the one home
+// of the default: consensus takes the limit from its caller.
 const (
 	DefaultKVMaxValueSize = 512 << 10
 	MaxKVMaxValueSize     = 64 << 20

@@ -132,8 +132,10 @@ type Config struct {
 	Logger hclog.Logger
 	// MaxValueSize is the largest value, in bytes, that Apply accepts for a
 	// set or cas (Consul's kv_max_value_size); a larger one fails with
-	// ErrValueTooLarge before it reaches the log. Optional; 0 means
-	// DefaultMaxValueSize (512 KiB).
+	// ErrValueTooLarge before it reaches the log. Required for the
+	// key/value store (the agent passes config's kv_max_value_size, whose
+	// default, config.DefaultKVMaxValueSize, is the one home of the
+	// limit); unused with FSM.
 	MaxValueSize int
 	// LogStore selects the on-disk log store and log verification. The
 	// zero value keeps the data_dir's backend (wal for a new one) and does
@@ -192,8 +194,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = DefaultMaxValueSize
+	if cfg.FSM == nil && cfg.MaxValueSize <= 0 {
+		return nil, errors.New("consensus: missing MaxValueSize, the largest value the key/value store accepts")
 	}
 	logger := cfg.Logger.Named("raft")
 	n := &Node{cfg: cfg, logger: logger, fsm: NewFSM(), leaderCh: make(chan bool, 8), shutdownCh: make(chan struct{})}
