@@ -18,6 +18,7 @@ import (
 	"github.com/conclavehq/conclave/agent/cluster"
 	"github.com/conclavehq/conclave/agent/httpapi"
 	"github.com/conclavehq/conclave/agent/serverport"
+	"github.com/conclavehq/conclave/agent/tlsutil"
 	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/consensus"
 	"github.com/conclavehq/conclave/discover"
@@ -46,6 +47,10 @@ type Options struct {
 	// that reaches a follower is forwarded to the leader. Optional; New
 	// fails for a route httpapi.CheckRoutes refuses.
 	Routes []httpapi.Route
+	// Reload, if set, is what Agent.Reload runs before reloading the TLS
+	// files: the command re-reads the configuration files and applies the
+	// log level. Its error is reported, and the rest is reloaded anyway.
+	Reload func() error
 }
 
 // Agent is one running Conclave agent: a gossip member and, for servers, a
@@ -58,7 +63,7 @@ type Agent struct {
 	routes  []httpapi.Route
 	id      string
 
-	httpLn net.Listener
+	httpLn net.Listener    // nil with ports.http = -1
 	mux    *serverport.Mux // nil for clients
 	node   *consensus.Node // nil for clients
 	pool   *gossip.Pool
@@ -68,6 +73,12 @@ type Agent struct {
 	pilot  *consensus.Autopilot // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
+
+	// TLS (tls.go).
+	httpsLn      net.Listener          // nil without ports.https
+	rpcTLS       *tlsutil.Configurator // nil: the server port is plain TCP
+	httpsTLS     *tlsutil.Configurator // nil without ports.https
+	reloadConfig func() error          // Options.Reload
 
 	httpSrv *http.Server
 	fwdSrv  *http.Server
@@ -100,10 +111,10 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{
-		cfg: opts.Config, logger: opts.Logger, version: opts.Version,
+		cfg: opts.Config, logger: opts.Logger, version: opts.Version, reloadConfig: opts.Reload,
 		fsm: opts.FSM, routes: opts.Routes, shutCh: make(chan struct{}),
 	}
-	for _, open := range []func() error{a.openNodeID, a.openHTTP, a.openServerPort, a.openConsensus, a.openGossip, a.openCluster} {
+	for _, open := range []func() error{a.openNodeID, a.openTLS, a.openHTTP, a.openServerPort, a.openConsensus, a.openGossip, a.openCluster} {
 		if err := open(); err != nil {
 			a.closeAll(false)
 			return nil, err
@@ -124,25 +135,21 @@ func (a *Agent) openNodeID() (err error) {
 	return err
 }
 
-// openHTTP binds the HTTP API's listener; Start serves it.
-func (a *Agent) openHTTP() (err error) {
-	cfg := a.cfg
-	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP)))
-	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTP, err)
-	}
-	return nil
+// openHTTP binds the HTTP API's listeners (HTTP, HTTPS; see tls.go);
+// Start serves them.
+func (a *Agent) openHTTP() error {
+	return a.listenHTTP()
 }
 
 // openServerPort binds a server's server port: Raft and the internal
 // HTTP channel share it.
 func (a *Agent) openServerPort() (err error) {
-	a.peers = serverport.NewClient()
+	a.peers = serverport.NewTLSClient(a.rpcTLS)
 	if !a.cfg.Server {
 		return nil
 	}
 	bind := net.JoinHostPort(a.cfg.BindAddr, strconv.Itoa(a.cfg.Ports.Server))
-	a.mux, err = serverport.Listen(bind, a.cfg.AdvertiseAddr, a.logger)
+	a.mux, err = serverport.Listen(bind, a.cfg.AdvertiseAddr, a.rpcTLS, a.logger)
 	return err
 }
 
@@ -204,7 +211,7 @@ func (a *Agent) tags() map[string]string {
 	}
 	tags[gossip.TagRole] = gossip.RoleServer
 	tags[gossip.TagRaftPort] = strconv.Itoa(a.mux.Advertise().Port)
-	tags[gossip.TagHTTPPort] = strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port)
+	tags[gossip.TagHTTPPort] = strconv.Itoa(a.httpPort())
 	if cfg.BootstrapExpect > 0 {
 		tags[gossip.TagExpect] = strconv.Itoa(cfg.BootstrapExpect)
 	}
@@ -260,9 +267,9 @@ func (a *Agent) apiConfig() httpapi.Config {
 	c := httpapi.Config{
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
 		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
-		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(),
+		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(), HTTPSAddr: a.HTTPSAddr(),
 		Logger: a.logger,
-		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
+		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 		Routes: a.routes, NoKV: a.fsm != nil,
 	}
@@ -287,13 +294,19 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.httpSrv = &http.Server{Handler: a.api.Public(), ReadHeaderTimeout: 10 * time.Second}
-	a.goFunc(func() {
-		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.fail(fmt.Errorf("http server: %w", err))
-		}
-	})
+	for _, ln := range a.httpListeners() {
+		a.goFunc(func() {
+			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.fail(fmt.Errorf("http server: %w", err))
+			}
+		})
+	}
 	if a.mux != nil {
-		a.fwdSrv = &http.Server{Handler: a.api.Internal(), ReadHeaderTimeout: 10 * time.Second}
+		// Only servers of this datacenter may claim a bootstrap, answer for
+		// Raft stats, or send a follower's forwarded request (ServersOnly,
+		// with verify_server_hostname).
+		internal := a.mux.ServersOnly(a.api.Internal(), cluster.ClaimPath, cluster.ReleasePath, cluster.RaftStatsPath)
+		a.fwdSrv = &http.Server{Handler: internal, ReadHeaderTimeout: 10 * time.Second}
 		a.goFunc(a.mux.Serve)
 		a.goFunc(func() { a.fwdSrv.Serve(a.mux.Internal()) })
 	}
@@ -311,7 +324,7 @@ func (a *Agent) Start(ctx context.Context) {
 	}
 	a.started.Store(true)
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "node_id", a.id, "server", a.cfg.Server,
-		"http_addr", a.HTTPAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
+		"http_addr", a.HTTPAddr(), "https_addr", a.HTTPSAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
 }
 
 func (a *Agent) goFunc(f func()) {
@@ -343,8 +356,14 @@ func (a *Agent) Err() error {
 // ShutdownCh is closed when the agent has shut down.
 func (a *Agent) ShutdownCh() <-chan struct{} { return a.shutCh }
 
-// HTTPAddr is the address the HTTP API listens on, with the port bound.
-func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+// HTTPAddr is the address the plain HTTP API listens on, with the port
+// bound, or "" with ports.http = -1.
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
 
 // RaftAddr is the advertised Raft address, empty for clients.
 func (a *Agent) RaftAddr() string {

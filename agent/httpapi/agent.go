@@ -43,11 +43,12 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 		Member: toAPIMember(c.Pool.LocalMember()),
 		Stats: map[string]map[string]string{
 			"agent": {
-				"server":    strconv.FormatBool(c.Server),
-				"node_id":   c.ID,
-				"http_addr": c.Agent.HTTPAddr(),
-				"version":   c.Version,
-				"bootstrap": c.Bootstrap.Status().State,
+				"server":     strconv.FormatBool(c.Server),
+				"node_id":    c.ID,
+				"http_addr":  c.Agent.HTTPAddr(),
+				"https_addr": c.HTTPSAddr,
+				"version":    c.Version,
+				"bootstrap":  c.Bootstrap.Status().State,
 			},
 			"serf_lan": c.Pool.Stats(),
 		},

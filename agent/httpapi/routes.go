@@ -63,6 +63,7 @@ func (s *Service) routes() []route {
 		{"PUT", "/v1/agent/join/{address...}", anyAgent, public, s.agentJoin},
 		{"PUT", "/v1/agent/leave", anyAgent, public, s.agentLeave},
 		{"PUT", "/v1/agent/force-leave/{node}", anyAgent, public, s.agentForceLeave},
+		{"PUT", "/v1/agent/reload", anyAgent, public, s.agentReload},
 
 		{"GET", "/v1/operator/raft/configuration", leaderOrStale, both, s.raftConfiguration},
 		{"DELETE", "/v1/operator/raft/peer", leader, both, s.raftRemovePeer},

@@ -97,12 +97,17 @@ type Config struct {
 	RaftMultiplier int
 	// JoinPort is the gossip port assumed for a join address without one.
 	JoinPort int
+	// HTTPSAddr is the address of the HTTPS API, shown in /v1/agent/self;
+	// "" without ports.https.
+	HTTPSAddr string
 	// Logger is the parent logger. Required.
 	Logger hclog.Logger
 
 	Agent     Agent
 	Pool      Pool
 	Bootstrap Bootstrap
+	// Reloader answers PUT /v1/agent/reload.
+	Reloader Reloader
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
 
