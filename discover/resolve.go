@@ -18,10 +18,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// DefaultPort is the gossip (Serf LAN) port given to addresses that carry
-// none, when the caller passes 0 as the default port.
-const DefaultPort = 8301
-
 // Provider finds the addresses of nodes in one environment: a cloud,
 // Kubernetes, mDNS and so on. It has the method set of go-discover's
 // Provider, so every go-discover provider satisfies it and tests can swap in
@@ -116,8 +112,9 @@ func Explain(ctx context.Context, entry string, defaultPort int) (Explanation, e
 // strings ready for Serf's Join: deduplicated, in the order of entries and,
 // within an entry, in the order the DNS resolver or the provider returned
 // them. Every DNS name, including one returned by a provider, is replaced
-// by all of its IP addresses. defaultPort is given to addresses without a
-// port; 0 means DefaultPort.
+// by all of its IP addresses. defaultPort (1 to 65535; the agent passes its
+// gossip port, whose default is config.DefaultSerfLANPort) is given to
+// addresses without a port.
 //
 // An entry containing "provider=" goes to go-discover; any other entry is
 // an address (host, host:port, [ipv6]:port, [ipv6] or a bare IPv6 address)
@@ -194,9 +191,6 @@ type resolver struct {
 }
 
 func (r *Resolver) prepare(defaultPort int) (*resolver, error) {
-	if defaultPort == 0 {
-		defaultPort = DefaultPort
-	}
 	if defaultPort < 1 || defaultPort > 65535 {
 		return nil, fmt.Errorf("default port %d is not a number from 1 to 65535", defaultPort)
 	}
@@ -361,7 +355,7 @@ func validateEntry(entry string, providers map[string]Provider) error {
 		_, _, _, err := parseProviderEntry(entry, providers)
 		return err
 	}
-	_, err := parseAddress(entry, DefaultPort)
+	_, err := parseAddress(entry, 1) // any valid port: only the syntax counts
 	return err
 }
 
