@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -293,7 +292,7 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 // retry_join. It returns at once.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.httpSrv = &http.Server{Handler: a.api.Public(), ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv = a.api.PublicServer()
 	for _, ln := range a.httpListeners() {
 		a.goFunc(func() {
 			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -306,7 +305,7 @@ func (a *Agent) Start(ctx context.Context) {
 		// Raft stats, or send a follower's forwarded request (ServersOnly,
 		// with verify_server_hostname).
 		internal := a.mux.ServersOnly(a.api.Internal(), cluster.ClaimPath, cluster.ReleasePath, cluster.RaftStatsPath)
-		a.fwdSrv = &http.Server{Handler: internal, ReadHeaderTimeout: 10 * time.Second}
+		a.fwdSrv = a.api.InternalServer(internal)
 		a.goFunc(a.mux.Serve)
 		a.goFunc(func() { a.fwdSrv.Serve(a.mux.Internal()) })
 	}

@@ -92,8 +92,12 @@ type Config struct {
 
 	// KVMaxValueSize is the largest value, in bytes, a key/value write may
 	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
-	// range 1 to 64 MiB. Key: kv_max_value_size.
+	// range 1 to 64 MiB. Keys: kv_max_value_size, or Consul's
+	// limits.kv_max_value_size.
 	KVMaxValueSize int
+
+	// Limits bound what one client may cost the agent. Key: limits.
+	Limits Limits
 
 	// EnableDebug serves Go's runtime profiles (net/http/pprof) on the
 	// HTTP API under /debug/pprof/, as Consul's enable_debug does. Anyone
@@ -222,6 +226,10 @@ func Default() *Config {
 		RetryInterval:  30 * time.Second,
 		LogLevel:       "info",
 		KVMaxValueSize: DefaultKVMaxValueSize,
+		Limits: Limits{
+			HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient,
+			TxnMaxReqLen:          DefaultTxnMaxReqLen,
+		},
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
 		},

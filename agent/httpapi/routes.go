@@ -111,8 +111,8 @@ func (s *Service) Public() http.Handler { return s.handler(public) }
 // Internal is the handler of the server port's HTTP channel.
 func (s *Service) Internal() http.Handler { return s.handler(internal) }
 
-// handler builds the mux of the routes served on p, each behind its
-// placement, and the whole behind recovery.
+// handler builds the mux of the routes served on p, each behind its body
+// limit and its placement, and the whole behind recovery.
 func (s *Service) handler(p port) http.Handler {
 	mux := http.NewServeMux()
 	kv := make(map[string]http.HandlerFunc)
@@ -120,7 +120,7 @@ func (s *Service) handler(p port) http.Handler {
 		if rt.on&p == 0 {
 			continue
 		}
-		h := s.place(rt.who, rt.handler)
+		h := limitBody(s.bodyRule(rt.method, rt.pattern), s.place(rt.who, rt.handler))
 		switch {
 		case strings.HasPrefix(rt.pattern, kvPrefix):
 			kv[rt.method] = h

@@ -97,6 +97,8 @@ type Config struct {
 	RaftMultiplier int
 	// JoinPort is the gossip port assumed for a join address without one.
 	JoinPort int
+	// Limits bound request bodies and connections (limits.go).
+	Limits Limits
 	// HTTPSAddr is the address of the HTTPS API, shown in /v1/agent/self;
 	// "" without ports.https.
 	HTTPSAddr string
@@ -140,5 +142,6 @@ type Service struct {
 
 // New returns the API of the agent cfg describes.
 func New(cfg Config) *Service {
+	cfg.Limits = cfg.Limits.withDefaults()
 	return &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover"))}
 }
