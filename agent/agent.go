@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,17 @@ type Options struct {
 	// Version is the Conclave version the agent reports in its build tag
 	// and in /v1/agent/self.
 	Version string
+	// FSM is an embedding application's own replicated state machine,
+	// which the servers run instead of the key/value store: its commands
+	// go through Node().ApplyBytes. The API then serves no key/value,
+	// transaction or snapshot routes, and the leader reaps no tombstones.
+	// Optional; nil runs the key/value store (conclave agent).
+	FSM consensus.StateMachine
+	// Routes are the application's own HTTP routes, served on the HTTP
+	// API next to Conclave's, behind the same placement: a Leader route
+	// that reaches a follower is forwarded to the leader. Optional; New
+	// fails for a route httpapi.CheckRoutes refuses.
+	Routes []httpapi.Route
 	// Reload, if set, is what Agent.Reload runs before reloading the TLS
 	// files: the command re-reads the configuration files and applies the
 	// log level. Its error is reported, and the rest is reloaded anyway.
@@ -46,6 +58,8 @@ type Agent struct {
 	cfg     *config.Config
 	logger  hclog.Logger
 	version string
+	fsm     consensus.StateMachine // nil: the key/value store
+	routes  []httpapi.Route
 	id      string
 
 	fileClusterID string       // data_dir/cluster-id at start, "" when absent
@@ -89,7 +103,19 @@ type Agent struct {
 // error everything opened so far is closed again, so a failed start leaks
 // no listener.
 func New(opts Options) (*Agent, error) {
-	a := &Agent{cfg: opts.Config, logger: opts.Logger, version: opts.Version, reloadConfig: opts.Reload, shutCh: make(chan struct{})}
+	if opts.Config == nil {
+		return nil, errors.New("agent: missing config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if err := httpapi.CheckRoutes(opts.Routes); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{
+		cfg: opts.Config, logger: opts.Logger, version: opts.Version, reloadConfig: opts.Reload,
+		fsm: opts.FSM, routes: opts.Routes, shutCh: make(chan struct{}),
+	}
 	for _, open := range []func() error{a.openNodeID, a.openTLS, a.openHTTP, a.openServerPort, a.openConsensus, a.openClusterID, a.openGossip, a.openCluster} {
 		if err := open(); err != nil {
 			a.closeAll(false)
@@ -143,7 +169,8 @@ func (a *Agent) openConsensus() (err error) {
 		InMemory:        cfg.DevMode,
 		Multiplier:      cfg.Performance.RaftMultiplier,
 		AddressProvider: addrProvider{a},
-		MaxValueSize:    cfg.KVMaxValueSize,
+		MaxValueSize:    cmp.Or(cfg.KVMaxValueSize, config.DefaultKVMaxValueSize), // 0: a Config built by hand
+		FSM:             a.fsm,
 		Logger:          a.logger,
 		LogStore:        logStoreConfig(cfg.RaftLogStore),
 		OnFatal:         a.fail, // a damaged store: shut down, exit non-zero
@@ -222,7 +249,14 @@ func (a *Agent) openCluster() error {
 	}
 	if a.node != nil { // a nil *Node must not become a non-nil interface
 		boot.Node = a.node
-		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter, cluster.WithIdentity(a.identity, a.probeIdentity))
+		var reconOpts []cluster.ReconcilerOption
+		if a.fsm == nil {
+			// The cluster ID lives in the key/value store's tables: an
+			// application's state machine has none, so its leader could
+			// admit no one by it.
+			reconOpts = append(reconOpts, cluster.WithIdentity(a.identity, a.probeIdentity))
+		}
+		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter, reconOpts...)
 		delegate := cluster.NewAutopilotDelegate(logger.Named("autopilot"), a.node.RaftStats, a.pool, a.id, cfg.Datacenter, a.fetchRaftStats)
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
@@ -257,6 +291,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Logger: a.logger,
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a, Identity: a.identity,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
+		Routes: a.routes, NoKV: a.fsm != nil,
 	}
 	c.Keyring = a.pool
 	if a.node != nil {
@@ -359,6 +394,11 @@ func (a *Agent) RaftAddr() string {
 	}
 	return a.node.RaftAddr()
 }
+
+// Node is this server's Raft node, through which an embedding application
+// applies its commands (ApplyBytes), and asks IsLeader, Leader,
+// AppliedIndex or Barrier. It is nil on a client agent.
+func (a *Agent) Node() *consensus.Node { return a.node }
 
 // NodeID is this agent's permanent node ID.
 func (a *Agent) NodeID() string { return a.id }

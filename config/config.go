@@ -208,8 +208,15 @@ type Performance struct {
 // DefaultRaftMultiplier is the raft_multiplier used when none is configured.
 const DefaultRaftMultiplier = 2
 
+// DefaultSerfLANPort is the gossip port (ports.serf_lan) when none is
+// configured, Consul's 8301. It is the one home of the number: discover
+// takes the port from its caller, and the agent and `conclave operator
+// discover` pass this one when they have no other.
+const DefaultSerfLANPort = 8301
+
 // DefaultKVMaxValueSize is the kv_max_value_size used when none is
-// configured, and MaxKVMaxValueSize its upper bound.
+// configured, and MaxKVMaxValueSize its upper bound. This is the one home
+// of the default: consensus takes the limit from its caller.
 const (
 	DefaultKVMaxValueSize = 512 << 10
 	MaxKVMaxValueSize     = 64 << 20
@@ -229,7 +236,7 @@ func Default() *Config {
 		Ports: Ports{
 			HTTP:    8500,
 			HTTPS:   -1,
-			SerfLAN: 8301,
+			SerfLAN: DefaultSerfLANPort,
 			Server:  8300,
 		},
 		TLS: TLS{

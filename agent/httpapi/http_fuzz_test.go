@@ -90,7 +90,7 @@ func startFuzzService(f *testing.F) *Service {
 	if err != nil {
 		f.Fatalf("NewTCPStream: %v", err)
 	}
-	node, err := consensus.New(consensus.Config{ID: "fuzz-id", Name: "fuzz", Stream: stream, InMemory: true, Multiplier: 1, Logger: logger})
+	node, err := consensus.New(consensus.Config{ID: "fuzz-id", Name: "fuzz", Stream: stream, InMemory: true, Multiplier: 1, Logger: logger, MaxValueSize: 512 << 10})
 	if err != nil {
 		f.Fatalf("consensus.New: %v", err)
 	}

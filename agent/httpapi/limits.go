@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/conclavehq/conclave/consensus"
+	"github.com/conclavehq/conclave/config"
 )
 
 // Bounded requests: a client, hostile or only slow, must not cost the agent
@@ -60,7 +60,8 @@ const (
 // block).
 type Limits struct {
 	// KVMaxValueSize is the largest value of a KV PUT, in bytes
-	// (kv_max_value_size). 0 means Consul's default, 512 KiB.
+	// (kv_max_value_size). 0 means config.DefaultKVMaxValueSize, Consul's
+	// 512 KiB.
 	KVMaxValueSize int
 	// TxnMaxBytes is the largest /v1/txn body, in bytes: the larger of
 	// txn_max_req_len and kv_max_value_size. It also caps the body of every
@@ -74,7 +75,7 @@ type Limits struct {
 // withDefaults fills in the limits left at 0.
 func (l Limits) withDefaults() Limits {
 	if l.KVMaxValueSize == 0 {
-		l.KVMaxValueSize = consensus.DefaultMaxValueSize
+		l.KVMaxValueSize = config.DefaultKVMaxValueSize
 	}
 	l.TxnMaxBytes = max(l.TxnMaxBytes, l.KVMaxValueSize)
 	return l

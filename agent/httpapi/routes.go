@@ -95,7 +95,7 @@ func (s *Service) routes() []route {
 	if s.cfg.EnableDebug {
 		rs = append(rs, debugRoutes()...)
 	}
-	return rs
+	return s.withApp(rs)
 }
 
 // debugRoutes are Go's runtime profiles under /debug/pprof/, with
@@ -147,6 +147,9 @@ func (s *Service) handler(p port) http.Handler {
 // "/v1/kv//x" into a redirect to "/v1/kv/x"; keeping such paths away from
 // it lets the key be refused.
 func kvRouter(byMethod map[string]http.HandlerFunc, next http.Handler) http.Handler {
+	if len(byMethod) == 0 { // Config.NoKV: /v1/kv is not found, like any path
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, kvPrefix) {
 			next.ServeHTTP(w, r)

@@ -128,6 +128,14 @@ type Config struct {
 	Autopilot Autopilot
 	// Peers asks the leader for its health view; nil on a client.
 	Peers Sender
+
+	// Routes are an embedding application's own routes (see Route and
+	// CheckRoutes), served next to the API's. Optional.
+	Routes []Route
+	// NoKV leaves out the key/value, transaction and snapshot routes: the
+	// servers run an application's state machine, not the key/value
+	// store.
+	NoKV bool
 }
 
 // Service is the HTTP API of one agent: Public serves the HTTP port,
