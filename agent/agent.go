@@ -164,12 +164,11 @@ func (a *Agent) openGossip() (err error) {
 // tags are this agent's gossip tags (see gossip/DESIGN.md).
 func (a *Agent) tags() map[string]string {
 	cfg := a.cfg
-	tags := map[string]string{
-		gossip.TagRole:    gossip.RoleClient,
-		gossip.TagID:      a.id,
-		gossip.TagDC:      cfg.Datacenter,
-		gossip.TagVersion: a.version,
-	}
+	tags := gossip.ProtocolTags()
+	tags[gossip.TagRole] = gossip.RoleClient
+	tags[gossip.TagID] = a.id
+	tags[gossip.TagDC] = cfg.Datacenter
+	tags[gossip.TagVersion] = a.version
 	if a.node == nil {
 		return tags
 	}

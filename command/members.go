@@ -108,10 +108,7 @@ func membersTable(members []*api.Member, detailed bool) string {
 	}
 	rows := [][]string{header}
 	for _, m := range members {
-		role := m.Tags[api.TagRole]
-		if role == "" {
-			role = "unknown"
-		}
+		role := api.MemberType(m)
 		row := []string{
 			m.Name,
 			net.JoinHostPort(m.Addr, strconv.Itoa(int(m.Port))),

@@ -48,7 +48,7 @@ func MemberStatusString(s int) string {
 
 // Member tag keys set by Conclave agents.
 const (
-	TagRole      = "role"       // "server" or "client"
+	TagRole      = "role"       // RoleServer or RoleClient (Consul's values)
 	TagID        = "id"         // node ID (UUID), the Raft server ID
 	TagDC        = "dc"         // datacenter
 	TagRaftPort  = "port"       // Raft RPC port
@@ -57,7 +57,28 @@ const (
 	TagVersion   = "build"      // Conclave version
 	TagRaftState = "raft_state" // "1" when the server has Raft state
 	TagBootstrap = "bootstrap"  // "1" when bootstrap = true
+	TagProtocol  = "vsn"        // agent protocol version, Consul's
 )
+
+// Role tag values, Consul's: a server is "consul", a client agent "node".
+// Servers of Conclave releases before these said "server".
+const (
+	RoleServer       = "consul"
+	RoleClient       = "node"
+	RoleLegacyServer = "server"
+)
+
+// MemberType is a member's type as Consul's members command prints it:
+// "server" for a server, "client" for a client agent, "unknown" otherwise.
+func MemberType(m *Member) string {
+	switch m.Tags[TagRole] {
+	case RoleServer, RoleLegacyServer:
+		return "server"
+	case RoleClient, "client":
+		return "client"
+	}
+	return "unknown"
+}
 
 // RaftServer is one server in the Raft configuration.
 type RaftServer struct {

@@ -41,8 +41,12 @@ func TestConsulClientCompatibility(t *testing.T) {
 	var names []string
 	for _, m := range members {
 		names = append(names, m.Name)
-		if m.Status != 1 /* serf.StatusAlive */ || m.Tags["role"] != "server" || m.Port == 0 {
+		if m.Status != 1 /* serf.StatusAlive */ || m.Tags["role"] != "consul" || m.Port == 0 {
 			t.Errorf("member %+v: want an alive server with a port", m)
+		}
+		// What Consul's members command reads: the protocol, build and dc.
+		if m.Tags["vsn"] != "2" || m.Tags["build"] == "" || m.Tags["dc"] != "dc1" || m.Tags["id"] == "" || m.Tags["port"] == "" {
+			t.Errorf("member %s tags %v: want Consul's vsn, build, dc, id and port", m.Name, m.Tags)
 		}
 	}
 	sort.Strings(names)
