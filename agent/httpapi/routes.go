@@ -111,7 +111,7 @@ func (s *Service) Public() http.Handler { return s.handler(public) }
 func (s *Service) Internal() http.Handler { return s.handler(internal) }
 
 // handler builds the mux of the routes served on p, each behind its
-// placement, and the whole behind recovery.
+// placement, and the whole behind the datacenter check and recovery.
 func (s *Service) handler(p port) http.Handler {
 	mux := http.NewServeMux()
 	kv := make(map[string]http.HandlerFunc)
@@ -129,7 +129,7 @@ func (s *Service) handler(p port) http.Handler {
 			mux.HandleFunc(rt.method+" "+rt.pattern, h)
 		}
 	}
-	return recoverer(kvRouter(kv, mux))
+	return recoverer(s.datacenter(kvRouter(kv, mux)))
 }
 
 // kvRouter sends /v1/kv requests to their handlers (by method) before
