@@ -71,6 +71,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"snapshot": func() (cli.Command, error) {
 			return &SnapshotCommand{}, nil
 		},
+		"snapshot inspect": func() (cli.Command, error) {
+			return &SnapshotInspectCommand{Ui: ui}, nil
+		},
 		"snapshot restore": func() (cli.Command, error) {
 			return &SnapshotRestoreCommand{Meta: meta}, nil
 		},

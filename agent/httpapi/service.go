@@ -35,6 +35,8 @@ type Store interface {
 	MaxValueSize() int
 	SaveSnapshot(w io.Writer) (consensus.SnapshotInfo, error)
 	RestoreSnapshot(ctx context.Context, r io.Reader) (consensus.SnapshotInfo, error)
+	SaveArchive(w io.Writer) (consensus.SnapshotInfo, error)
+	RestoreArchive(ctx context.Context, r io.Reader) (consensus.SnapshotInfo, error)
 }
 
 // Pool is the part of gossip.Pool the API uses.
