@@ -106,4 +106,3 @@ func inspectText(snap snapshotFile) string {
 func indent(s string) string {
 	return " " + strings.ReplaceAll(s, "\n", "\n ")
 }
-
