@@ -88,6 +88,10 @@ type RaftServer struct {
 	Leader          bool
 	Voter           bool
 	ProtocolVersion string
+	// LastIndex is the server's last log index in the leader's autopilot
+	// view, as Consul reports it; 0 when the answer came from a server
+	// that is not the leader (?stale) or before the view's first round.
+	LastIndex uint64
 }
 
 // RaftConfiguration is the answer of GET /v1/operator/raft/configuration.

@@ -29,11 +29,22 @@ func (s *Service) raftConfiguration(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	_, leaderID := s.store.Leader()
+	// Each server's last index, from the leader's autopilot view, as
+	// Consul reports it; a follower answering ?stale has none.
+	lastIndex := make(map[string]uint64)
+	if s.cfg.Autopilot != nil && s.store.IsLeader() {
+		if st := s.cfg.Autopilot.State(); st != nil {
+			for _, srv := range st.Servers {
+				lastIndex[srv.ID] = srv.Stats.LastIndex
+			}
+		}
+	}
 	out := api.RaftConfiguration{Servers: []*api.RaftServer{}, Index: index}
 	for _, srv := range servers {
 		out.Servers = append(out.Servers, &api.RaftServer{
 			ID: srv.ID, Node: names[srv.ID], Address: srv.Address,
 			Leader: srv.ID == leaderID, Voter: srv.Voter, ProtocolVersion: "3",
+			LastIndex: lastIndex[srv.ID],
 		})
 	}
 	writeJSON(w, out)

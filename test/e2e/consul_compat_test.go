@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -75,6 +76,20 @@ func TestConsulClientCompatibility(t *testing.T) {
 	if len(conf.Servers) != 3 || leaders != 1 {
 		t.Errorf("RaftGetConfiguration: %d servers, %d leaders; want 3 and 1", len(conf.Servers), leaders)
 	}
+	// Each server's last index, from the leader's autopilot view, so that
+	// consul operator raft list-peers shows Commit Index.
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		conf, err := client.Operator().RaftGetConfiguration(nil)
+		if err != nil {
+			return err
+		}
+		for _, s := range conf.Servers {
+			if s.LastIndex == 0 {
+				return fmt.Errorf("raft server %s: LastIndex 0, want the leader's view of its log", s.Node)
+			}
+		}
+		return nil
+	})
 	staleConf, err := client.Operator().RaftGetConfiguration(&consul.QueryOptions{AllowStale: true})
 	if err != nil || len(staleConf.Servers) != 3 {
 		t.Errorf("RaftGetConfiguration(stale) = %v, %v", staleConf, err)
