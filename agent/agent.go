@@ -203,6 +203,7 @@ func (a *Agent) openCluster() error {
 		delegate := cluster.NewAutopilotDelegate(logger.Named("autopilot"), a.node.RaftStats, a.pool, a.id, cfg.Datacenter, a.fetchRaftStats)
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
+			Stored: func() (consensus.AutopilotConfig, bool) { return a.node.View().AutopilotConfig() },
 		})
 	}
 	a.boot = cluster.NewBootstrapper(boot)

@@ -50,8 +50,17 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"operator autopilot": func() (cli.Command, error) {
 			return &OperatorAutopilotCommand{}, nil
 		},
+		"operator autopilot get-config": func() (cli.Command, error) {
+			return &OperatorAutopilotGetConfigCommand{Meta: meta}, nil
+		},
 		"operator autopilot health": func() (cli.Command, error) {
 			return &OperatorAutopilotHealthCommand{Meta: meta}, nil
+		},
+		"operator autopilot set-config": func() (cli.Command, error) {
+			return &OperatorAutopilotSetConfigCommand{Meta: meta}, nil
+		},
+		"operator autopilot state": func() (cli.Command, error) {
+			return &OperatorAutopilotStateCommand{Meta: meta}, nil
 		},
 		"operator bootstrap": func() (cli.Command, error) {
 			return &OperatorBootstrapCommand{Meta: meta}, nil
@@ -67,6 +76,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		},
 		"operator raft remove-peer": func() (cli.Command, error) {
 			return &OperatorRaftRemovePeerCommand{Meta: meta}, nil
+		},
+		"operator raft transfer-leader": func() (cli.Command, error) {
+			return &OperatorRaftTransferLeaderCommand{Meta: meta}, nil
 		},
 		"snapshot": func() (cli.Command, error) {
 			return &SnapshotCommand{}, nil

@@ -66,7 +66,13 @@ func (s *Service) routes() []route {
 
 		{"GET", "/v1/operator/raft/configuration", leaderOrStale, both, s.raftConfiguration},
 		{"DELETE", "/v1/operator/raft/peer", leader, both, s.raftRemovePeer},
+		// Consul's client sends POST, its docs say PUT: both are served.
+		{"PUT", "/v1/operator/raft/transfer-leader", leader, both, s.raftTransferLeader},
+		{"POST", "/v1/operator/raft/transfer-leader", leader, both, s.raftTransferLeader},
 		{"GET", "/v1/operator/autopilot/health", leader, both, s.autopilotHealth},
+		{"GET", "/v1/operator/autopilot/configuration", leaderOrStale, both, s.autopilotGetConfig},
+		{"PUT", "/v1/operator/autopilot/configuration", leader, both, s.autopilotSetConfig},
+		{"GET", "/v1/operator/autopilot/state", leader, both, s.autopilotState},
 		{"GET", "/v1/operator/bootstrap", anyAgent, public, s.operatorBootstrap},
 		{"GET", "/v1/operator/discover", anyAgent, public, s.discover},
 

@@ -26,6 +26,7 @@ type Store interface {
 	RaftAddr() string
 	Configuration() ([]consensus.Server, uint64, error)
 	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id, addr string) error
 
 	View() consensus.View
 	WaitKey(ctx context.Context, key string, minIndex uint64) (consensus.View, error)
