@@ -230,7 +230,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 	cfg := a.cfg
 	c := httpapi.Config{
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
-		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
+		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, BootstrapMode: cfg.Bootstrap, EnableDebug: cfg.EnableDebug,
 		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(),
 		Logger: a.logger,
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,

@@ -55,19 +55,18 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 			Version: c.Version, BootstrapExpect: c.BootstrapExpect, DataDir: c.DataDir,
 		},
 		Member: toAPIMember(c.Pool.LocalMember()),
-		Stats: map[string]map[string]string{
-			"agent": {
-				"server":    strconv.FormatBool(c.Server),
-				"node_id":   c.ID,
-				"http_addr": c.Agent.HTTPAddr(),
-				"version":   c.Version,
-				"bootstrap": c.Bootstrap.Status().State,
-			},
-			"serf_lan": c.Pool.Stats(),
-		},
+		// Consul's sections (build, consul, raft, runtime, serf_lan), then
+		// Conclave's agent section.
+		Stats: s.consulInfoSections(),
+	}
+	self.Stats["agent"] = map[string]string{
+		"server":    strconv.FormatBool(c.Server),
+		"node_id":   c.ID,
+		"http_addr": c.Agent.HTTPAddr(),
+		"version":   c.Version,
+		"bootstrap": c.Bootstrap.Status().State,
 	}
 	if s.store != nil {
-		self.Stats["raft"] = s.store.Stats()
 		leader, _ := s.store.Leader()
 		self.Stats["agent"]["leader_addr"] = leader
 		self.Stats["agent"]["raft_addr"] = s.store.RaftAddr()

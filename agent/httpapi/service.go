@@ -94,6 +94,9 @@ type Config struct {
 	// Server is true on a server; BootstrapExpect is its bootstrap_expect.
 	Server          bool
 	BootstrapExpect int
+	// BootstrapMode is the server's bootstrap = true, reported as
+	// consul.bootstrap in /v1/agent/self.
+	BootstrapMode bool
 	// EnableDebug serves Go's profiles under /debug/pprof/.
 	EnableDebug bool
 	// RaftMultiplier sets the rollout gate's last-contact threshold.

@@ -59,6 +59,19 @@ func TestConsulClientCompatibility(t *testing.T) {
 	if err != nil || self["Config"]["NodeName"] != "cc1" {
 		t.Errorf("Agent().Self() = %v, %v; want Config.NodeName cc1", self["Config"], err)
 	}
+	// The sections consul info prints.
+	stats := self["Stats"]
+	for _, section := range []string{"agent", "build", "consul", "raft", "runtime", "serf_lan"} {
+		if m, ok := stats[section].(map[string]any); !ok || len(m) == 0 {
+			t.Errorf("Agent().Self() Stats[%s] = %v, want a section", section, stats[section])
+		}
+	}
+	if c, _ := stats["consul"].(map[string]any); c["server"] != "true" || c["known_servers"] != "3" || (c["leader"] != "true" && c["leader"] != "false") {
+		t.Errorf("Agent().Self() Stats[consul] = %v, want server true, 3 known servers, leader", c)
+	}
+	if sl, _ := stats["serf_lan"].(map[string]any); sl["members"] != "3" {
+		t.Errorf("Agent().Self() Stats[serf_lan] = %v, want 3 members", sl)
+	}
 
 	conf, err := client.Operator().RaftGetConfiguration(nil)
 	if err != nil {
