@@ -236,6 +236,9 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 	}
+	if sinks, ok := a.logger.(hclog.InterceptLogger); ok {
+		c.Logs = sinks
+	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
@@ -257,6 +260,7 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.httpSrv = &http.Server{Handler: a.api.Public(), ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv.RegisterOnShutdown(a.api.Close) // ends the monitor streams
 	a.goFunc(func() {
 		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.fail(fmt.Errorf("http server: %w", err))

@@ -44,6 +44,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"members": func() (cli.Command, error) {
 			return &MembersCommand{Meta: meta}, nil
 		},
+		"monitor": func() (cli.Command, error) {
+			return &MonitorCommand{Meta: meta}, nil
+		},
 		"operator": func() (cli.Command, error) {
 			return &OperatorCommand{}, nil
 		},

@@ -19,7 +19,7 @@ func TestCommands_names(t *testing.T) {
 	want := []string{
 		"agent", "force-leave", "health", "info", "join",
 		"kv", "kv delete", "kv get", "kv put",
-		"leave", "members",
+		"leave", "members", "monitor",
 		"operator", "operator autopilot", "operator autopilot get-config", "operator autopilot health",
 		"operator autopilot set-config", "operator autopilot state",
 		"operator bootstrap", "operator discover", "operator raft",

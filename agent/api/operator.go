@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -137,4 +138,28 @@ func (c *Client) RaftTransferLeader(id string) (*TransferLeaderResponse, error) 
 // (DELETE /v1/operator/raft/peer?address=<address>).
 func (c *Client) RaftRemovePeerByAddress(address string) error {
 	return c.do(c.timeout, http.MethodDelete, "/v1/operator/raft/peer", url.Values{"address": {address}}, nil)
+}
+
+// Monitor streams the agent's log lines at level (trace, debug, info,
+// warn or error; "" for info), as JSON lines with logJSON
+// (GET /v1/agent/monitor). The stream has no timeout: it ends when ctx
+// ends, or when the agent stops. The caller closes it.
+func (c *Client) Monitor(ctx context.Context, level string, logJSON bool) (io.ReadCloser, error) {
+	query := url.Values{}
+	if level != "" {
+		query.Set("loglevel", level)
+	}
+	if logJSON {
+		query.Set("logjson", "")
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/agent/monitor", query, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }

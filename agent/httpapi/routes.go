@@ -60,6 +60,7 @@ func (s *Service) routes() []route {
 		{"GET", "/v1/agent/health", anyAgent, public, s.agentHealth},
 		{"GET", "/v1/agent/members", anyAgent, public, s.agentMembers},
 		{"GET", "/v1/agent/self", anyAgent, public, s.agentSelf},
+		{"GET", "/v1/agent/monitor", anyAgent, public, s.agentMonitor},
 		{"PUT", "/v1/agent/join/{address...}", anyAgent, public, s.agentJoin},
 		{"PUT", "/v1/agent/leave", anyAgent, public, s.agentLeave},
 		{"PUT", "/v1/agent/force-leave/{node}", anyAgent, public, s.agentForceLeave},

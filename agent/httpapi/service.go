@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -105,6 +106,9 @@ type Config struct {
 	JoinPort int
 	// Logger is the parent logger. Required.
 	Logger hclog.Logger
+	// Logs is the agent's root logger as an hclog.InterceptLogger, whose
+	// lines /v1/agent/monitor streams; nil answers the monitor with 500.
+	Logs LogSinks
 
 	Agent     Agent
 	Pool      Pool
@@ -129,9 +133,16 @@ type Service struct {
 	store  Store // nil on a client
 	logger hclog.Logger
 	disc   *discoverer
+
+	// closed is closed by Close, which ends the streaming handlers.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the API of the agent cfg describes.
 func New(cfg Config) *Service {
-	return &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover"))}
+	return &Service{
+		cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover")),
+		closed: make(chan struct{}),
+	}
 }

@@ -92,11 +92,30 @@ func TestConsulClientOperator(t *testing.T) {
 		})
 	})
 
-	t.Run("transfer leader", func(t *testing.T) {
+	t.Run("transfer leader, seen in the old leader's monitor", func(t *testing.T) {
 		before := LeaderNode(nodes...)
+		lc, err := consul.NewClient(&consul.Config{Address: before.HTTPAddr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		logs, err := lc.Agent().Monitor("debug", stop, nil)
+		if err != nil {
+			t.Fatalf("Agent().Monitor: %v", err)
+		}
 		res, err := op.RaftLeaderTransfer("", nil)
 		if err != nil || !res.Success {
 			t.Fatalf("RaftLeaderTransfer() = %+v, %v; want Success", res, err)
+		}
+		deadline := time.After(10 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case line := <-logs:
+				seen = strings.Contains(line, "leadership transferred")
+			case <-deadline:
+				t.Fatal("the old leader's monitor showed no \"leadership transferred\" within 10s")
+			}
 		}
 		testutil.WaitFor(t, 10*time.Second, func() error {
 			if l := LeaderNode(nodes...); l == nil || l == before {
