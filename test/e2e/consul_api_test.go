@@ -144,6 +144,8 @@ func TestConsulClientOperator(t *testing.T) {
 			}
 			return nil
 		})
+		// Every server knows the new leader before the next requests.
+		WaitForCluster(t, 20*time.Second, nodes...)
 		if _, err := op.RaftLeaderTransfer("no-such-id", nil); err == nil || !strings.Contains(err.Error(), "400") {
 			t.Errorf("RaftLeaderTransfer(unknown) = %v, want a 400", err)
 		}
