@@ -41,6 +41,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"leave": func() (cli.Command, error) {
 			return &LeaveCommand{Meta: meta}, nil
 		},
+		"reload": func() (cli.Command, error) {
+			return &ReloadCommand{Meta: meta}, nil
+		},
 		"members": func() (cli.Command, error) {
 			return &MembersCommand{Meta: meta}, nil
 		},

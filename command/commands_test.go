@@ -24,6 +24,7 @@ func TestCommands_names(t *testing.T) {
 		"operator autopilot set-config", "operator autopilot state",
 		"operator bootstrap", "operator discover", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer", "operator raft transfer-leader",
+		"reload",
 		"snapshot", "snapshot inspect", "snapshot restore", "snapshot save",
 		"tls", "tls ca", "tls ca create", "tls cert", "tls cert create",
 		"validate", "version",

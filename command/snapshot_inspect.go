@@ -36,6 +36,7 @@ Usage: conclave snapshot inspect FILE
        autopilot_config  0
        kvs               1203
        tombstones        12
+       sessions          0
        ----              ----
        Total             1221
 

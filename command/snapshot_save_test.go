@@ -56,9 +56,9 @@ func TestSnapshotSaveCommand(t *testing.T) {
 		},
 		{
 			name:       "newer format version",
-			snap:       testSnapshot(3, snapshotBody),
+			snap:       testSnapshot(4, snapshotBody),
 			wantOut:    "Saved snapshot to index 8419\n",
-			wantStderr: "Warning: cannot verify the snapshot: unknown snapshot format version: 3 (this client knows 2)\n",
+			wantStderr: "Warning: cannot verify the snapshot: unknown snapshot format version: 4 (this client knows 3)\n",
 		},
 	}
 	for _, tc := range cases {

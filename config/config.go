@@ -92,8 +92,12 @@ type Config struct {
 
 	// KVMaxValueSize is the largest value, in bytes, a key/value write may
 	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
-	// range 1 to 64 MiB. Key: kv_max_value_size.
+	// range 1 to 64 MiB. Keys: kv_max_value_size, or Consul's
+	// limits.kv_max_value_size.
 	KVMaxValueSize int
+
+	// Limits bound what one client may cost the agent. Key: limits.
+	Limits Limits
 
 	// EnableDebug serves Go's runtime profiles (net/http/pprof) on the
 	// HTTP API under /debug/pprof/, as Consul's enable_debug does. Anyone
@@ -102,9 +106,59 @@ type Config struct {
 	// Key: enable_debug, flag: -enable-debug.
 	EnableDebug bool
 
+	// RaftLogStore selects and checks the store of the Raft log (Consul's
+	// raft_logstore). Servers only; dev mode keeps Raft in memory.
+	RaftLogStore RaftLogStore
+
 	// DevMode runs one server with in-memory Raft and no data_dir. Flag: -dev.
 	DevMode bool
 }
+
+// RaftLogStore is the raft_logstore block.
+type RaftLogStore struct {
+	// Backend is "wal" (hashicorp/raft-wal, data_dir/raft/wal) or "boltdb"
+	// (raft-boltdb, data_dir/raft/raft.db). Default "": the backend the
+	// data_dir was created with, and "wal" for a new data_dir. When set it
+	// must match an existing data_dir: the agent refuses to start rather
+	// than begin a second, empty log. Key: raft_logstore.backend.
+	Backend string
+
+	// Verification runs Consul's log verification.
+	Verification LogVerification
+
+	// WAL tunes the wal backend.
+	WAL WALStore
+}
+
+// LogVerification is the raft_logstore.verification block: the leader
+// appends a checkpoint every Interval and every server checks that its
+// store returns the entries since the last one as the leader wrote them. A
+// server that fails a check logs it and stops, and does not start again
+// until an operator acts.
+type LogVerification struct {
+	// Enabled turns verification on. Default false.
+	// Key: raft_logstore.verification.enabled.
+	Enabled bool
+	// Interval is the time between checkpoints. Default 60s; must be
+	// positive. Key: raft_logstore.verification.interval.
+	Interval time.Duration
+}
+
+// WALStore is the raft_logstore.wal block.
+type WALStore struct {
+	// SegmentSizeMB is the size, in MiB, of each wal segment file. Each
+	// file is preallocated at this size when it is created, so an idle
+	// server already uses this much disk. Range 1 to 1024, default 64
+	// (Consul's). Key: raft_logstore.wal.segment_size_mb.
+	SegmentSizeMB int
+}
+
+// Raft log store defaults and limits.
+const (
+	DefaultLogVerificationInterval = 60 * time.Second
+	DefaultWALSegmentSizeMB        = 64
+	MaxWALSegmentSizeMB            = 1024
+)
 
 // Ports are the ports the agent listens on.
 type Ports struct {
@@ -134,8 +188,15 @@ type Performance struct {
 // DefaultRaftMultiplier is the raft_multiplier used when none is configured.
 const DefaultRaftMultiplier = 2
 
+// DefaultSerfLANPort is the gossip port (ports.serf_lan) when none is
+// configured, Consul's 8301. It is the one home of the number: discover
+// takes the port from its caller, and the agent and `conclave operator
+// discover` pass this one when they have no other.
+const DefaultSerfLANPort = 8301
+
 // DefaultKVMaxValueSize is the kv_max_value_size used when none is
-// configured, and MaxKVMaxValueSize its upper bound.
+// configured, and MaxKVMaxValueSize its upper bound. This is the one home
+// of the default: consensus takes the limit from its caller.
 const (
 	DefaultKVMaxValueSize = 512 << 10
 	MaxKVMaxValueSize     = 64 << 20
@@ -155,7 +216,7 @@ func Default() *Config {
 		Ports: Ports{
 			HTTP:    8500,
 			HTTPS:   -1,
-			SerfLAN: 8301,
+			SerfLAN: DefaultSerfLANPort,
 			Server:  8300,
 		},
 		TLS: TLS{
@@ -165,8 +226,16 @@ func Default() *Config {
 		RetryInterval:  30 * time.Second,
 		LogLevel:       "info",
 		KVMaxValueSize: DefaultKVMaxValueSize,
+		Limits: Limits{
+			HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient,
+			TxnMaxReqLen:          DefaultTxnMaxReqLen,
+		},
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
+		},
+		RaftLogStore: RaftLogStore{
+			Verification: LogVerification{Interval: DefaultLogVerificationInterval},
+			WAL:          WALStore{SegmentSizeMB: DefaultWALSegmentSizeMB},
 		},
 	}
 }

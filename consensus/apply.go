@@ -32,7 +32,7 @@ func (f *FSM) applyBatch(logs []*raft.Log, resp []any) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b := batch{db: f.db, logs: logs}
+	b := batch{db: f.db, delay: f.delay, logs: logs}
 	b.open(0)
 	for i, l := range logs {
 		// Batches also carry configuration entries, which are Raft's own;
@@ -47,8 +47,9 @@ func (f *FSM) applyBatch(logs []*raft.Log, resp []any) {
 
 // batch is the state of one applyBatch.
 type batch struct {
-	db   *memdb.MemDB
-	logs []*raft.Log
+	db    *memdb.MemDB
+	delay *lockDelay
+	logs  []*raft.Log
 	// t is the shared transaction, opened for the entries from logs[start].
 	t     tx
 	start int
@@ -57,7 +58,7 @@ type batch struct {
 }
 
 func (b *batch) open(start int) {
-	b.t = tx{mt: b.db.Txn(true)}
+	b.t = tx{mt: b.db.Txn(true), delay: b.delay}
 	b.start = start
 }
 
@@ -74,7 +75,7 @@ func (b *batch) apply(i int) any {
 	}
 	if c.Op == OpTxn {
 		b.t.commit(b.last)
-		resp := applyTxn(b.db, l.Index, c.Ops)
+		resp := applyTxn(b.db, b.delay, l.Index, c.Ops)
 		b.open(i + 1)
 		return resp
 	}
@@ -136,6 +137,17 @@ func (t *tx) applySafe(idx uint64, c Command) (resp any, panicked bool) {
 		ok = t.setClusterMeta(c.ClusterID)
 	case OpSetAutopilotConfig:
 		ok = t.setAutopilotConfig(c.Autopilot, c.CAS, c.Index)
+	case OpSessionCreate:
+		ok = t.sessionCreate(c.Session)
+	case OpSessionDestroy:
+		t.sessionDestroy(c.Session.ID)
+	case OpLock:
+		var err error
+		if _, ok, err = t.lock(c.Key, c.Value, c.Flags, c.Session.ID); err != nil {
+			return err, false
+		}
+	case OpUnlock:
+		_, ok = t.unlock(c.Key, c.Value, c.Flags, c.Session.ID)
 	default:
 		// decodeCommand knows no other type.
 		panic(fmt.Sprintf("no apply for %s", c.Op))
@@ -145,8 +157,8 @@ func (t *tx) applySafe(idx uint64, c Command) (resp any, panicked bool) {
 
 // applyTxn runs a transaction in a write transaction of its own, committed
 // only when every operation succeeded.
-func applyTxn(db *memdb.MemDB, idx uint64, ops []TxnOp) (resp any) {
-	t := tx{idx: idx, mt: db.Txn(true)}
+func applyTxn(db *memdb.MemDB, delay *lockDelay, idx uint64, ops []TxnOp) (resp any) {
+	t := tx{idx: idx, mt: db.Txn(true), delay: delay}
 	defer func() {
 		if r := recover(); r != nil {
 			resp = fmt.Errorf("apply index %d: internal error: %v", idx, r)
@@ -199,6 +211,10 @@ type tx struct {
 	// reapThrough is the highest tombstone index reaped and reapIndex the
 	// index of that reap; 0 without one.
 	reapThrough, reapIndex uint64
+	// delays are the lock delays of the invalidations so far, recorded in
+	// delay at commit (nil for View.ReadTxn, which never commits).
+	delays []keyDelay
+	delay  *lockDelay
 }
 
 // Tables with an index row, by position in tx.changed.
@@ -206,10 +222,11 @@ const (
 	indexedKVs = iota
 	indexedMeta
 	indexedAutopilot
+	indexedSessions
 	numIndexed
 )
 
-var indexedTables = [numIndexed]string{tableKVs, tableMeta, tableAutopilot}
+var indexedTables = [numIndexed]string{tableKVs, tableMeta, tableAutopilot, tableSessions}
 
 func (t *tx) touch(table int) { t.changed[table] = t.idx }
 
@@ -229,5 +246,10 @@ func (t *tx) commit(applied uint64) {
 		setIndex(t.mt, idxReapThrough, max(index(t.mt, idxReapThrough), t.reapThrough))
 		setIndex(t.mt, idxReapIndex, t.reapIndex)
 	}
+	// The delays are in place before the keys they guard are seen
+	// unlocked, so the leader's acquire check never sees one without the
+	// other.
+	t.delay.set(t.delays)
+	t.delays = nil
 	t.mt.Commit()
 }

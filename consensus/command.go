@@ -10,11 +10,6 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultMaxValueSize is the largest value, in bytes, that Node.Apply
-// accepts for a set or cas unless Config.MaxValueSize says otherwise. It is
-// Consul's default kv_max_value_size.
-const DefaultMaxValueSize = 512 * 1024
-
 // Op is the type of a Command: the first byte of its log entry, by which
 // the state machine dispatches it. A type this release does not know was
 // written by a newer one; applying it is an error that names it.
@@ -49,6 +44,23 @@ const (
 	// configuration. With CAS it is written only if a configuration
 	// exists whose ModifyIndex equals Index, as Consul's ?cas=.
 	OpSetAutopilotConfig Op = 9
+	// OpSessionCreate creates Session. Its ID is chosen before the log,
+	// by the leader (a UUID not in use), since applying must be
+	// deterministic; an ID in use is refused (Result.OK false).
+	OpSessionCreate Op = 10
+	// OpSessionDestroy invalidates the session Session.ID: the keys it
+	// holds are released or deleted (its Behavior) and their lock delay
+	// starts. A missing session is not an error.
+	OpSessionDestroy Op = 11
+	// OpLock writes Key with Value and Flags and makes Session.ID its
+	// lock holder (Consul's ?acquire=): false when another session holds
+	// it, an error matching ErrUnknownSession when the session does not
+	// exist. Node.Apply answers false without logging while the key's lock
+	// delay runs.
+	OpLock Op = 12
+	// OpUnlock writes Key with Value and Flags and clears its holder, if
+	// Session.ID holds it (Consul's ?release=); false otherwise.
+	OpUnlock Op = 13
 )
 
 var opNames = [...]string{
@@ -61,9 +73,13 @@ var opNames = [...]string{
 	OpReapTombstones:     "reap-tombstones",
 	OpSetClusterMeta:     "set-cluster-meta",
 	OpSetAutopilotConfig: "set-autopilot-config",
+	OpSessionCreate:      "session-create",
+	OpSessionDestroy:     "session-destroy",
+	OpLock:               "lock",
+	OpUnlock:             "unlock",
 }
 
-func (o Op) valid() bool { return o >= OpSet && o <= OpSetAutopilotConfig }
+func (o Op) valid() bool { return o >= OpSet && o <= OpUnlock }
 
 // String returns the operation's name, such as "delete-tree".
 func (o Op) String() string {
@@ -99,6 +115,15 @@ const (
 	VerbDeleteTree Verb = 8
 	// VerbDeleteCAS removes Key if its ModifyIndex equals Index.
 	VerbDeleteCAS Verb = 9
+	// VerbLock acquires Key for Session, as OpLock; it fails if another
+	// session holds it or Session does not exist.
+	VerbLock Verb = 10
+	// VerbUnlock releases Key held by Session, as OpUnlock; it fails if
+	// Session does not hold it.
+	VerbUnlock Verb = 11
+	// VerbCheckSession fails unless Key exists and is held by Session
+	// (an empty Session: held by none).
+	VerbCheckSession Verb = 12
 )
 
 var verbNames = [...]string{
@@ -111,9 +136,15 @@ var verbNames = [...]string{
 	VerbDelete:         "delete",
 	VerbDeleteTree:     "delete-tree",
 	VerbDeleteCAS:      "delete-cas",
+	VerbLock:           "lock",
+	VerbUnlock:         "unlock",
+	VerbCheckSession:   "check-session",
 }
 
-func (v Verb) valid() bool { return v >= VerbSet && v <= VerbDeleteCAS }
+func (v Verb) valid() bool { return v >= VerbSet && v <= VerbCheckSession }
+
+// hasSession reports whether the verb carries a session (in the log too).
+func (v Verb) hasSession() bool { return v >= VerbLock && v <= VerbCheckSession }
 
 // String returns Consul's name of the verb, such as "check-index".
 func (v Verb) String() string {
@@ -125,7 +156,7 @@ func (v Verb) String() string {
 
 // ParseVerb returns the verb with Consul's name s ("set", "cas", "get",
 // "get-tree", "check-index", "check-not-exists", "delete", "delete-tree",
-// "delete-cas").
+// "delete-cas", "lock", "unlock", "check-session").
 func ParseVerb(s string) (Verb, bool) {
 	for v, name := range verbNames {
 		if name != "" && name == s {
@@ -139,7 +170,7 @@ func ParseVerb(s string) (Verb, bool) {
 // only can be answered by View.ReadTxn without going through Raft.
 func (v Verb) Writes() bool {
 	switch v {
-	case VerbSet, VerbCAS, VerbDelete, VerbDeleteTree, VerbDeleteCAS:
+	case VerbSet, VerbCAS, VerbDelete, VerbDeleteTree, VerbDeleteCAS, VerbLock, VerbUnlock:
 		return true
 	}
 	return false
@@ -152,9 +183,10 @@ type Command struct {
 	Op Op
 	// Key is the key, or the prefix for OpDeleteTree.
 	Key string
-	// Value is the value for OpSet and OpCAS.
+	// Value is the value for OpSet, OpCAS, OpLock and OpUnlock.
 	Value []byte
-	// Flags is the opaque uint64 stored with the value (OpSet, OpCAS).
+	// Flags is the opaque uint64 stored with the value (OpSet, OpCAS,
+	// OpLock, OpUnlock).
 	Flags uint64
 	// Index is the expected ModifyIndex for OpCAS, OpDeleteCAS and a CAS
 	// OpSetAutopilotConfig, and the highest tombstone index to forget for
@@ -169,34 +201,53 @@ type Command struct {
 	Autopilot AutopilotConfig
 	// CAS makes OpSetAutopilotConfig conditional on Index.
 	CAS bool
+	// Session is the session to create for OpSessionCreate (its indexes
+	// are ignored); only its ID matters for OpSessionDestroy, OpLock and
+	// OpUnlock.
+	Session Session
 }
 
 // TxnOp is one operation of a transaction. Key, Value, Flags and Index mean
-// what they mean in Command.
+// what they mean in Command; Session is the session ID of a lock, unlock
+// or check-session.
 type TxnOp struct {
-	Verb  Verb
-	Key   string
-	Value []byte
-	Flags uint64
-	Index uint64
+	Verb    Verb
+	Key     string
+	Value   []byte
+	Flags   uint64
+	Index   uint64
+	Session string
 }
 
 // Validate checks cmd before it goes into the log: keys must be valid
 // UTF-8 and must not begin with "/", every key but a delete-tree prefix must
-// be non-empty, and no value may be larger than maxValueSize bytes
-// (DefaultMaxValueSize when maxValueSize <= 0). It returns an error that
+// be non-empty, and no value may be larger than maxValueSize bytes (no
+// size check when maxValueSize <= 0; Node.Apply passes
+// Config.MaxValueSize). It returns an error that
 // matches ErrInvalidKey, ErrValueTooLarge or ErrInvalidCommand; for a
 // transaction it is a *TxnOpError naming the operation.
 func (c Command) Validate(maxValueSize int) error {
-	if maxValueSize <= 0 {
-		maxValueSize = DefaultMaxValueSize
-	}
 	switch c.Op {
 	case OpSet, OpCAS:
 		if err := checkKey(c.Key, false); err != nil {
 			return err
 		}
 		return checkValue(c.Key, c.Value, maxValueSize)
+	case OpLock, OpUnlock:
+		if err := checkKey(c.Key, false); err != nil {
+			return err
+		}
+		if err := checkSessionID(c.Session.ID); err != nil {
+			return err
+		}
+		return checkValue(c.Key, c.Value, maxValueSize)
+	case OpSessionCreate:
+		return c.Session.validate()
+	case OpSessionDestroy:
+		if c.Session.ID == "" {
+			return sessionError("Must provide ID")
+		}
+		return checkSessionID(c.Session.ID)
 	case OpDelete, OpDeleteCAS:
 		return checkKey(c.Key, false)
 	case OpDeleteTree:
@@ -238,8 +289,26 @@ func (op TxnOp) validate(maxValueSize int) error {
 	if err := checkKey(op.Key, op.Verb == VerbDeleteTree); err != nil {
 		return err
 	}
-	if op.Verb == VerbSet || op.Verb == VerbCAS {
+	if (op.Verb == VerbLock || op.Verb == VerbUnlock) && op.Session == "" {
+		return checkSessionID("")
+	}
+	if !utf8.ValidString(op.Session) {
+		return checkSessionID(op.Session)
+	}
+	if op.Verb == VerbSet || op.Verb == VerbCAS || op.Verb == VerbLock || op.Verb == VerbUnlock {
 		return checkValue(op.Key, op.Value, maxValueSize)
+	}
+	return nil
+}
+
+// checkSessionID checks the session of a lock or unlock: Consul's
+// "missing session" when there is none.
+func checkSessionID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: missing session", ErrInvalidCommand)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: session %q is not valid UTF-8", ErrInvalidCommand, id)
 	}
 	return nil
 }
@@ -257,7 +326,7 @@ func checkKey(key string, allowEmpty bool) error {
 }
 
 func checkValue(key string, value []byte, limit int) error {
-	if len(value) > limit {
+	if limit > 0 && len(value) > limit {
 		return &ValueTooLargeError{Key: key, Size: len(value), Limit: limit}
 	}
 	return nil
@@ -301,13 +370,19 @@ func (e *TxnOpError) Unwrap() error { return e.Err }
 //	cas          op index flags keylen key value
 //	delete-cas   op index key
 //	delete-tree  op prefix
-//	txn          op count { verb flags index keylen key valuelen value }*
+//	txn          op count { verb flags index keylen key valuelen value [sessionlen session] }*
 //	reap         op index
 //	cluster-meta op clusterID
 //	autopilot    op flags index lastContactThreshold maxTrailingLogs minQuorum serverStabilizationTime
+//	session-create  op behavior lockDelay ttl idlen id namelen name nodelen node checks { len check }*
+//	session-destroy op id
+//	lock, unlock op flags sessionlen session keylen key value
 //
 // In autopilot, flags is a uvarint of bits (1: CAS, 2: CleanupDeadServers)
-// and the durations are nanoseconds.
+// and the durations are nanoseconds. In a txn, only lock, unlock and
+// check-session carry the session, so the operations of older entries
+// decode unchanged. In session-create, behavior is 0 for release and 1
+// for delete, and the durations are nanoseconds.
 //
 // minTxnOp is the smallest encoded transaction operation: a verb byte and
 // four one-byte uvarints.
@@ -324,7 +399,14 @@ func (c Command) encode() ([]byte, error) {
 		if !op.Verb.valid() {
 			return nil, fmt.Errorf("%w: unknown KV verb %d", ErrInvalidCommand, op.Verb)
 		}
-		size += 1 + 4*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
+		size += 1 + 5*binary.MaxVarintLen64 + len(op.Key) + len(op.Value) + len(op.Session)
+	}
+	if c.Op >= OpSessionCreate {
+		s := c.Session
+		size += 6*binary.MaxVarintLen64 + len(s.ID) + len(s.Name) + len(s.Node)
+		for _, ch := range s.NodeChecks {
+			size += binary.MaxVarintLen64 + len(ch)
+		}
 	}
 	b := make([]byte, 1, size)
 	b[0] = byte(c.Op)
@@ -352,6 +434,9 @@ func (c Command) encode() ([]byte, error) {
 			b = appendString(b, op.Key)
 			b = binary.AppendUvarint(b, uint64(len(op.Value)))
 			b = append(b, op.Value...)
+			if op.Verb.hasSession() {
+				b = appendString(b, op.Session)
+			}
 		}
 	case OpReapTombstones:
 		b = binary.AppendUvarint(b, c.Index)
@@ -370,6 +455,29 @@ func (c Command) encode() ([]byte, error) {
 			uint64(a.MinQuorum), uint64(a.ServerStabilizationTime)} {
 			b = binary.AppendUvarint(b, v)
 		}
+	case OpSessionCreate:
+		s := c.Session
+		var behavior uint64
+		if s.Behavior == SessionDelete {
+			behavior = 1
+		}
+		for _, v := range []uint64{behavior, uint64(s.LockDelay), uint64(s.TTL)} {
+			b = binary.AppendUvarint(b, v)
+		}
+		for _, f := range []string{s.ID, s.Name, s.Node} {
+			b = appendString(b, f)
+		}
+		b = binary.AppendUvarint(b, uint64(len(s.NodeChecks)))
+		for _, ch := range s.NodeChecks {
+			b = appendString(b, ch)
+		}
+	case OpSessionDestroy:
+		b = append(b, c.Session.ID...)
+	case OpLock, OpUnlock:
+		b = binary.AppendUvarint(b, c.Flags)
+		b = appendString(b, c.Session.ID)
+		b = appendString(b, c.Key)
+		b = append(b, c.Value...)
 	}
 	return b, nil
 }
@@ -496,6 +604,9 @@ func decodeCommand(b []byte) (Command, error) {
 			op.Index = d.uvarint()
 			op.Key = d.string()
 			op.Value = emptyToNil(d.bytes(d.uvarint()))
+			if op.Verb.hasSession() {
+				op.Session = d.string()
+			}
 		}
 	case OpReapTombstones:
 		c.Index = d.uvarint()
@@ -516,6 +627,33 @@ func decodeCommand(b []byte) (Command, error) {
 		}
 		c.Autopilot.MinQuorum = uint(minQuorum)
 		c.Autopilot.ServerStabilizationTime = time.Duration(d.uvarint())
+	case OpSessionCreate:
+		s := &c.Session
+		behavior, lockDelay, ttl := d.uvarint(), d.uvarint(), d.uvarint()
+		if d.err == nil && (behavior > 1 || lockDelay > math.MaxInt64 || ttl > math.MaxInt64) {
+			return Command{}, fmt.Errorf("decode %s: behavior or duration out of range", c.Op)
+		}
+		s.Behavior = SessionRelease
+		if behavior == 1 {
+			s.Behavior = SessionDelete
+		}
+		s.LockDelay, s.TTL = time.Duration(lockDelay), time.Duration(ttl)
+		s.ID, s.Name, s.Node = d.string(), d.string(), d.string()
+		n := d.uvarint()
+		// Each check takes at least its length byte.
+		if d.err == nil && n > uint64(len(d.b)) {
+			return Command{}, fmt.Errorf("decode %s: %d checks in %d bytes", c.Op, n, len(d.b))
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			s.NodeChecks = append(s.NodeChecks, d.string())
+		}
+	case OpSessionDestroy:
+		c.Session.ID = string(d.rest())
+	case OpLock, OpUnlock:
+		c.Flags = d.uvarint()
+		c.Session.ID = d.string()
+		c.Key = d.string()
+		c.Value = emptyToNil(d.rest())
 	default:
 		return Command{}, unknownTypeError{c.Op}
 	}

@@ -48,6 +48,14 @@ func TestCommandEncodeDecode(t *testing.T) {
 			CleanupDeadServers: true, LastContactThreshold: 200 * time.Millisecond, MaxTrailingLogs: 250,
 			MinQuorum: 3, ServerStabilizationTime: 10 * time.Second}}},
 		{"set-autopilot-config cas", Command{Op: OpSetAutopilotConfig, CAS: true, Index: 77}},
+		{"session-create", Command{Op: OpSessionCreate, Session: Session{ID: "adf4238a-882b-9ddc-4a9d-5b6758e4159e",
+			Name: "lock ☃", Node: "node-1", LockDelay: 15 * time.Second, Behavior: SessionDelete, TTL: time.Hour,
+			NodeChecks: []string{SerfHealth, "other"}}}},
+		{"session-create release, no checks", Command{Op: OpSessionCreate, Session: Session{ID: "s", Node: "n",
+			Behavior: SessionRelease}}},
+		{"session-destroy", Command{Op: OpSessionDestroy, Session: Session{ID: "s-1"}}},
+		{"lock", Command{Op: OpLock, Key: "svc/leader", Value: []byte("me"), Flags: 9, Session: Session{ID: "s-1"}}},
+		{"unlock empty value", Command{Op: OpUnlock, Key: "svc/leader", Session: Session{ID: "s-1"}}},
 		{"empty txn", Command{Op: OpTxn}},
 		{"txn", Command{Op: OpTxn, Ops: []TxnOp{
 			{Verb: VerbSet, Key: "a", Value: []byte("1"), Flags: 3},
@@ -59,6 +67,9 @@ func TestCommandEncodeDecode(t *testing.T) {
 			{Verb: VerbDelete, Key: "a"},
 			{Verb: VerbDeleteTree, Key: ""},
 			{Verb: VerbDeleteCAS, Key: "b", Index: 6},
+			{Verb: VerbLock, Key: "l", Value: []byte("v"), Session: "s-1"},
+			{Verb: VerbUnlock, Key: "l", Session: "s-1"},
+			{Verb: VerbCheckSession, Key: "l"},
 		}}},
 	}
 	for _, tc := range cases {
@@ -86,10 +97,10 @@ func TestCommandEncodingIsCompact(t *testing.T) {
 func TestCommandEncodeUnknown(t *testing.T) {
 	for _, c := range []Command{
 		{Op: 0, Key: "k"},
-		{Op: OpSetAutopilotConfig + 1, Key: "k"}, // one past the last type
+		{Op: OpUnlock + 1, Key: "k"}, // one past the last type
 		{Op: 255, Key: "k"},
 		{Op: OpTxn, Ops: []TxnOp{{Verb: 0, Key: "k"}}},
-		{Op: OpTxn, Ops: []TxnOp{{Verb: 10, Key: "k"}}},
+		{Op: OpTxn, Ops: []TxnOp{{Verb: VerbCheckSession + 1, Key: "k"}}},
 	} {
 		if _, err := c.encode(); !errors.Is(err, ErrInvalidCommand) {
 			t.Errorf("encode(%+v) = %v, want ErrInvalidCommand", c, err)
@@ -124,6 +135,14 @@ func TestDecodeCommandMalformed(t *testing.T) {
 		{"txn unknown verb", append([]byte{byte(OpTxn), 1}, txnOp(42, "k")...)},
 		{"txn trailing bytes", append(append([]byte{byte(OpTxn), 1}, txnOp(VerbGet, "k")...), 'x')},
 		{"txn value past end", []byte{byte(OpTxn), 1, byte(VerbSet), 0, 0, 1, 'k', 9, 'v'}},
+		{"txn lock without session", []byte{byte(OpTxn), 1, byte(VerbLock), 0, 0, 1, 'k', 0}},
+		{"session-create behavior 2", []byte{byte(OpSessionCreate), 2, 0, 0, 1, 's', 0, 1, 'n', 0}},
+		{"session-create lock delay overflow", binary.AppendUvarint([]byte{byte(OpSessionCreate), 0}, 1<<63)},
+		{"session-create huge check count", binary.AppendUvarint([]byte{byte(OpSessionCreate), 0, 0, 0, 1, 's', 0, 1, 'n'}, 1<<40)},
+		{"session-create check past end", []byte{byte(OpSessionCreate), 0, 0, 0, 1, 's', 0, 1, 'n', 1, 5, 'a'}},
+		{"session-create trailing bytes", []byte{byte(OpSessionCreate), 0, 0, 0, 1, 's', 0, 1, 'n', 0, 'x'}},
+		{"lock session past end", []byte{byte(OpLock), 0, 9, 's'}},
+		{"unlock without key", []byte{byte(OpUnlock), 0, 1, 's'}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +154,7 @@ func TestDecodeCommandMalformed(t *testing.T) {
 }
 
 func TestCommandValidate(t *testing.T) {
-	big := make([]byte, DefaultMaxValueSize+1)
+	big := make([]byte, testMaxValueSize+1)
 	cases := []struct {
 		name    string
 		cmd     Command
@@ -146,8 +165,9 @@ func TestCommandValidate(t *testing.T) {
 	}{
 		{"set", Command{Op: OpSet, Key: "a/b", Value: []byte("v")}, 0, nil, -1},
 		{"set unicode key", Command{Op: OpSet, Key: "ключ/😀"}, 0, nil, -1},
-		{"set value at the default limit", Command{Op: OpSet, Key: "k", Value: big[:DefaultMaxValueSize]}, 0, nil, -1},
-		{"set value over the default limit", Command{Op: OpSet, Key: "k", Value: big}, 0, ErrValueTooLarge, -1},
+		{"set value at the limit", Command{Op: OpSet, Key: "k", Value: big[:testMaxValueSize]}, testMaxValueSize, nil, -1},
+		{"set value over the limit", Command{Op: OpSet, Key: "k", Value: big}, testMaxValueSize, ErrValueTooLarge, -1},
+		{"no limit", Command{Op: OpSet, Key: "k", Value: big}, 0, nil, -1},
 		{"set value over a configured limit", Command{Op: OpSet, Key: "k", Value: []byte("12345")}, 4, ErrValueTooLarge, -1},
 		{"cas value over the limit", Command{Op: OpCAS, Key: "k", Value: []byte("12345")}, 4, ErrValueTooLarge, -1},
 		{"set empty key", Command{Op: OpSet, Value: []byte("v")}, 0, ErrInvalidKey, -1},
@@ -209,13 +229,13 @@ func TestValueTooLargeError(t *testing.T) {
 }
 
 func TestParseVerb(t *testing.T) {
-	for v := VerbSet; v <= VerbDeleteCAS; v++ {
+	for v := VerbSet; v <= VerbCheckSession; v++ {
 		got, ok := ParseVerb(v.String())
 		if !ok || got != v {
 			t.Errorf("ParseVerb(%q) = %v, %v; want %v, true", v.String(), got, ok, v)
 		}
 	}
-	for _, s := range []string{"", "lock", "unlock", "check-session", "SET", "Verb(0)"} {
+	for _, s := range []string{"", "get-or-empty", "SET", "Verb(0)"} {
 		if v, ok := ParseVerb(s); ok {
 			t.Errorf("ParseVerb(%q) = %v, true; want false", s, v)
 		}
@@ -238,11 +258,22 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{byte(OpDeleteTree)})
 	f.Add([]byte{byte(OpSetClusterMeta), 'i', 'd'})
 	f.Add([]byte{byte(OpSetAutopilotConfig), 3, 5, 1, 2, 3, 4})
-	f.Add([]byte{byte(OpSetAutopilotConfig), 4, 0, 0, 0, 0, 0}) // unknown flag
-	f.Add([]byte{42, 1, 2, 3})                                  // a type from a newer release
+	f.Add([]byte{byte(OpSetAutopilotConfig), 4, 0, 0, 0, 0, 0})         // unknown flag
+	f.Add([]byte{42, 1, 2, 3})                                          // a type from a newer release
+	f.Add([]byte{byte(OpSessionCreate), 2, 0, 0, 1, 's', 0, 1, 'n', 0}) // unknown behavior
+	f.Add([]byte{byte(OpSessionDestroy), 's'})
 	for _, c := range []Command{
 		{Op: OpCAS, Key: "a", Value: []byte("x"), Index: 3},
 		{Op: OpDeleteCAS, Key: "a", Index: 3},
+		{Op: OpSessionCreate, Session: Session{ID: "s", Node: "n", LockDelay: time.Second, TTL: 10 * time.Second,
+			Behavior: SessionDelete, NodeChecks: []string{SerfHealth}}},
+		{Op: OpLock, Key: "a", Value: []byte("v"), Session: Session{ID: "s"}},
+		{Op: OpUnlock, Key: "a", Value: []byte("w"), Session: Session{ID: "s"}},
+		{Op: OpTxn, Ops: []TxnOp{
+			{Verb: VerbLock, Key: "a", Session: "s"},
+			{Verb: VerbCheckSession, Key: "a", Session: "s"},
+			{Verb: VerbUnlock, Key: "a", Session: "s"},
+		}},
 		{Op: OpTxn, Ops: []TxnOp{
 			{Verb: VerbCheckIndex, Key: "a", Index: 1},
 			{Verb: VerbSet, Key: "a", Value: []byte("v")},
@@ -255,8 +286,10 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The state machine must turn any log entry into a response, never
 		// a panic, and never keep a reference to the log's buffer.
+		// A session "s" exists, so that locks can succeed.
 		fsm := NewFSM()
-		resp := fsm.Apply(&raft.Log{Index: 1, Data: data})
+		mustApply(t, fsm, 1, Command{Op: OpSessionCreate, Session: Session{ID: "s", Node: "n", LockDelay: time.Second}})
+		resp := fsm.Apply(&raft.Log{Index: 2, Data: data})
 		switch resp.(type) {
 		case bool, *Result, error:
 		default:
@@ -266,12 +299,15 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatalf("FSM.Apply(%x) panicked: %v", data, err)
 		}
 		saved := append([]byte(nil), data...)
-		before := cloneEntries(fsm.List(""))
+		before, beforeSessions := cloneEntries(fsm.List("")), fsm.View().SessionList()
 		for i := range data {
 			data[i] ^= 0xff
 		}
 		if diff := cmp.Diff(fsm.List(""), before, equateEmpty); diff != "" {
 			t.Fatalf("state changed with the log buffer (-got +want):\n%s", diff)
+		}
+		if diff := cmp.Diff(fsm.View().SessionList(), beforeSessions); diff != "" {
+			t.Fatalf("sessions changed with the log buffer (-got +want):\n%s", diff)
 		}
 		data = saved
 

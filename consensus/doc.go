@@ -1,5 +1,8 @@
-// Package consensus owns Raft: its BoltDB log and stable store, the file
-// snapshot store, the TCP transport and the replicated state machine.
+// Package consensus owns Raft: its log and stable store (raft-wal, or
+// raft-boltdb for data_dirs created with it), the file snapshot store, the
+// TCP transport and the replicated state machine. A damaged store is found
+// at start and reported with the file and the remedy; log verification
+// (raft-wal's verifier) finds one that changes while it runs.
 //
 // A Node is created with New, which opens the storage and starts Raft as a
 // follower. New never bootstraps. The agent decides when a cluster is born
@@ -17,10 +20,11 @@
 //
 // The replicated state machine (FSM) is one go-memdb store of tables:
 // Consul's key/value store with its tombstones, the cluster's metadata, the
-// autopilot configuration, and tables reserved for sessions and ACLs. The
-// leader's Apply checks a Command (set, cas, delete, delete-cas,
-// delete-tree, a transaction of Consul's /v1/txn KV verbs, set-cluster-meta
-// or set-autopilot-config; the type leads its log entry), appends it to
+// autopilot configuration, Consul's sessions, and tables reserved for ACLs.
+// The leader's Apply checks a Command (set, cas, delete, delete-cas,
+// delete-tree, a transaction of Consul's /v1/txn KV verbs, set-cluster-meta,
+// set-autopilot-config, session-create, session-destroy, lock or unlock;
+// the type leads its log entry), appends it to
 // the log as one compact binary entry, and returns its Result once applied:
 // the log index, whether a check-and-set or transaction went through, and a
 // transaction's results or errors. Every server applies the same entries in
@@ -33,8 +37,14 @@
 // across deletes). WaitKey and WaitPrefix block until that index passes a
 // given one, on watch channels that cost nothing to drop.
 //
+// A session holds locks on keys (Consul's ?acquire= and ?release=): a new
+// holder increments the key's LockIndex, and invalidating the session
+// releases or deletes what it holds and starts each key's lock delay,
+// which this server keeps in memory and the leader checks before an
+// acquire enters the log. The TTL timers are the agent's (agent/sessions).
+//
 // Snapshots stream every table record by record, in a versioned format
-// (this release writes version 2 and still reads version 1). SaveSnapshot and
+// (this release writes version 3 and still reads 1 and 2). SaveSnapshot and
 // RestoreSnapshot move the same stream in and out of a running cluster.
 //
 // Shutdown stops Raft, then closes the transport and the stores.

@@ -13,7 +13,7 @@ import (
 // Entry is one key/value pair with Consul's bookkeeping. CreateIndex and
 // ModifyIndex are the Raft log indexes of the entries that created it and
 // last changed it. LockIndex counts lock acquisitions and Session names
-// the lock's holder; they stay 0 and empty until sessions exist. An Entry
+// the lock's holder (see OpLock). An Entry
 // handed out by a read shares Value with the state machine: do not modify
 // it.
 type Entry struct {
@@ -66,6 +66,8 @@ type FSM struct {
 	// writer lock; mu also covers the multi-transaction batch and restore.
 	mu sync.Mutex
 	db *memdb.MemDB
+	// delay holds the lock delays of this server (see lockDelay).
+	delay *lockDelay
 }
 
 var (
@@ -74,7 +76,7 @@ var (
 )
 
 // NewFSM returns an empty state machine.
-func NewFSM() *FSM { return &FSM{db: newDB()} }
+func NewFSM() *FSM { return &FSM{db: newDB(), delay: newLockDelay()} }
 
 // Apply applies one committed log entry. The response is an error for an
 // entry it cannot decode or whose command type it does not know (it never
@@ -107,7 +109,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // the whole stream checked out, so a failed Restore changes nothing and a
 // reader sees the old state or the new one. Every watch fires. An empty
 // stream is an empty state (snapshots of releases before the key/value
-// store, which had no writes, are empty).
+// store, which had no writes, are empty). Lock delays are forgotten.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
@@ -118,6 +120,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := readSnapshot(rc, txn); err != nil && !errors.Is(err, errEmptySnapshot) {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// The lock delays were about the keys replaced; Consul's restore,
+	// which builds a new state store, forgets them too.
+	f.delay.reset()
 	txn.Commit()
 	return nil
 }

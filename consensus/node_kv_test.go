@@ -267,3 +267,103 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSessionsThreeNodes runs two sessions contending for a lock on a
+// three-server cluster: every server ends with the same keys and sessions,
+// every server records the lock delay of the invalidation it applied, and
+// so a new leader refuses an acquire during the delay.
+func TestSessionsThreeNodes(t *testing.T) {
+	nodes, leader := startCluster(t, 3)
+	holder := DefaultSession("11111111-aaaa", "node-1")
+	holder.LockDelay = time.Minute
+	mustApplyNode(t, leader, createCmd(holder))
+	mustApplyNode(t, leader, createCmd(DefaultSession("22222222-bbbb", "node-2")))
+	if r := mustApplyNode(t, leader, lockCmd("svc/leader", "one", holder.ID)); !r.OK {
+		t.Fatal("first acquire failed")
+	}
+	if r := mustApplyNode(t, leader, lockCmd("svc/leader", "two", "22222222-bbbb")); r.OK {
+		t.Fatal("second session acquired a held lock")
+	}
+	last := mustApplyNode(t, leader, destroyCmd(holder.ID)).Index
+
+	waitApplied(t, last, nodes...)
+	lv := leader.View()
+	if e, _ := lv.Get("svc/leader"); e.Session != "" || e.LockIndex != 1 || string(e.Value) != "one" {
+		t.Errorf("after the holder's destroy: %+v, want released with LockIndex 1 and its value", e)
+	}
+	for _, n := range nodes {
+		v := n.View()
+		if diff := cmp.Diff(v.List(""), lv.List(""), equateEmpty); diff != "" {
+			t.Errorf("%s: List mismatch with the leader (-got +leader):\n%s", n.ID(), diff)
+		}
+		if diff := cmp.Diff(v.SessionList(), lv.SessionList()); diff != "" {
+			t.Errorf("%s: SessionList mismatch with the leader (-got +leader):\n%s", n.ID(), diff)
+		}
+		if got := v.SessionIndex(); got != lv.SessionIndex() {
+			t.Errorf("%s: SessionIndex() = %d, leader %d", n.ID(), got, lv.SessionIndex())
+		}
+		if _, delayed := n.LockDelay("svc/leader"); !delayed {
+			t.Errorf("%s: no lock delay on svc/leader after applying the invalidation", n.ID())
+		}
+	}
+
+	if err := leader.Shutdown(); err != nil {
+		t.Fatalf("Shutdown(leader): %v", err)
+	}
+	var rest []*Node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	next := waitForLeader(t, rest...)
+	if r := mustApplyNode(t, next, lockCmd("svc/leader", "two", "22222222-bbbb")); r.OK {
+		t.Error("the new leader let an acquire through during the lock delay")
+	}
+}
+
+// TestRestoreKeepsTheClusterID: a snapshot taken from another cluster (a
+// backup restored into a new cluster) brings that cluster's data but not
+// its identity: every server keeps the restoring cluster's ID, so none of
+// them sees its store name another cluster than its data_dir does. A
+// cluster with no ID yet adopts the snapshot's.
+func TestRestoreKeepsTheClusterID(t *testing.T) {
+	other := NewFSM()
+	mustApply(t, other, 1, Command{Op: OpSetClusterMeta, ClusterID: "other-cluster"})
+	mustApply(t, other, 2, setCmd("from/other", "v"))
+	var snap bytes.Buffer
+	if _, err := writeSnapshot(&snap, other.View()); err != nil {
+		t.Fatalf("writeSnapshot: %v", err)
+	}
+
+	nodes, leader := startCluster(t, 3)
+	if _, err := leader.RestoreSnapshot(ctxFor(t), bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("RestoreSnapshot into a cluster without an ID: %v", err)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, waitTimeout, func() error {
+			if m, _ := n.View().ClusterMeta(); m.ClusterID != "other-cluster" {
+				return fmt.Errorf("%s: cluster ID after restore = %q, want the snapshot's %q", n.ID(), m.ClusterID, "other-cluster")
+			}
+			return nil
+		})
+	}
+
+	// Now a cluster with its own ID restores another cluster's snapshot.
+	nodes, leader = startCluster(t, 3)
+	mustApplyNode(t, leader, Command{Op: OpSetClusterMeta, ClusterID: "this-cluster"})
+	if _, err := leader.RestoreSnapshot(ctxFor(t), bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("RestoreSnapshot: %v", err)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, waitTimeout, func() error {
+			if _, ok := n.Get("from/other"); !ok {
+				return fmt.Errorf("%s: from/other missing after the restore", n.ID())
+			}
+			if m, _ := n.View().ClusterMeta(); m.ClusterID != "this-cluster" {
+				return fmt.Errorf("%s: cluster ID after restore = %q, want %q (its own)", n.ID(), m.ClusterID, "this-cluster")
+			}
+			return nil
+		})
+	}
+}

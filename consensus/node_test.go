@@ -24,6 +24,10 @@ import (
 // on a busy machine.
 const waitTimeout = 15 * time.Second
 
+// testMaxValueSize is the value size limit of the test nodes: Consul's
+// default kv_max_value_size, as the agent passes it.
+const testMaxValueSize = 512 << 10
+
 // newTestNode starts a node on a loopback TCP stream with BoltDB under a
 // fresh t.TempDir(). cb may change the config before New; the node is shut
 // down when the test ends.
@@ -39,6 +43,9 @@ func newTestNode(t *testing.T, id string, cb func(*Config)) *Node {
 		Stream:  stream,
 		DataDir: t.TempDir(),
 		Logger:  testutil.Logger(t),
+		// raft-wal preallocates each segment; 64 MiB per test is too much.
+		LogStore:     LogStoreConfig{WALSegmentSize: testSegmentSize},
+		MaxValueSize: testMaxValueSize,
 	}
 	if cb != nil {
 		cb(&cfg)
@@ -155,7 +162,8 @@ func TestNewValidation(t *testing.T) {
 	}{
 		{"missing ID", Config{Stream: stream, DataDir: t.TempDir()}},
 		{"missing stream", Config{ID: "node-1", DataDir: t.TempDir()}},
-		{"data dir is a file", Config{ID: "node-1", Stream: stream, DataDir: file}},
+		{"data dir is a file", Config{ID: "node-1", Stream: stream, DataDir: file, MaxValueSize: 1}},
+		{"missing max value size", Config{ID: "node-1", Stream: stream, DataDir: t.TempDir()}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,8 +202,8 @@ func TestNewCreatesDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
 	newTestNode(t, "node-1", func(c *Config) { c.DataDir = dir })
 
-	if fi, err := os.Stat(filepath.Join(dir, "raft", "raft.db")); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("data_dir/raft/raft.db: %v, want a regular file", err)
+	if fi, err := os.Stat(filepath.Join(dir, "raft", "wal")); err != nil || !fi.IsDir() {
+		t.Errorf("data_dir/raft/wal: %v, want a directory (wal is the default for a new data_dir)", err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "raft", "snapshots")); err != nil || !fi.IsDir() {
 		t.Errorf("data_dir/raft/snapshots: %v, want a directory", err)

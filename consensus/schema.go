@@ -23,8 +23,7 @@ const (
 	tableMeta = "meta"
 	// tableAutopilot is a single row table: the *AutopilotConfig.
 	tableAutopilot = "autopilot_config"
-	// tableSessions holds *session rows by ID and by Node. No command
-	// writes it yet.
+	// tableSessions holds *Session rows by ID and by Node.
 	tableSessions = "sessions"
 	// tableACLTokens holds *aclToken rows by AccessorID and by SecretID.
 	// No command writes it yet.
@@ -95,13 +94,8 @@ type AutopilotConfig struct {
 	CreateIndex, ModifyIndex uint64
 }
 
-// session, aclToken and aclPolicy reserve their tables and indexes for the
-// work that brings their commands; until then no row exists.
-type session struct {
-	ID   string
-	Node string
-}
-
+// aclToken and aclPolicy reserve their tables and indexes for the work
+// that brings their commands; until then no row exists.
 type aclToken struct {
 	AccessorID string
 	SecretID   string
@@ -133,8 +127,6 @@ func schema() *memdb.DBSchema {
 		return t
 	}
 	tables := []*memdb.TableSchema{
-		// The session index comes with sessions: until then every insert
-		// would pay for an index that holds nothing.
 		byField(tableKVs, "Key"),
 		byField(tableTombstones, "Key"),
 		byField(tableIndex, "Name"),
@@ -144,6 +136,10 @@ func schema() *memdb.DBSchema {
 		byField(tableACLTokens, "AccessorID", "SecretID"),
 		byField(tableACLPolicies, "ID", "Name"),
 	}
+	// The holder of each key's lock, for invalidating a session; an
+	// unlocked key has no entry (StringFieldIndex skips the empty string).
+	tables[0].Indexes["session"] = &memdb.IndexSchema{Name: "session", AllowMissing: true,
+		Indexer: &memdb.StringFieldIndex{Field: "Session"}}
 	// Secrets and policy names are unique, as in Consul.
 	tables[6].Indexes["secretID"].Unique = true
 	tables[7].Indexes["name"].Unique = true
@@ -180,7 +176,7 @@ func (f rawStringIndex) field(obj any) string {
 		return o.Key
 	case *indexRow:
 		return o.Name
-	case *session:
+	case *Session:
 		return o.ID
 	case *aclToken:
 		return o.AccessorID

@@ -85,7 +85,8 @@ func sameState(t *testing.T, got, want *FSM) {
 	for i := range min(len(ge), len(we)) {
 		a, b := ge[i], we[i]
 		if a.Key != b.Key || a.Flags != b.Flags || !bytes.Equal(a.Value, b.Value) ||
-			a.CreateIndex != b.CreateIndex || a.ModifyIndex != b.ModifyIndex || a.LockIndex != b.LockIndex {
+			a.CreateIndex != b.CreateIndex || a.ModifyIndex != b.ModifyIndex || a.LockIndex != b.LockIndex ||
+			a.Session != b.Session {
 			if mismatches++; mismatches <= 5 {
 				t.Errorf("restored entry %d = %+v, want %+v", i, a, b)
 			}
@@ -99,6 +100,9 @@ func sameState(t *testing.T, got, want *FSM) {
 	}
 	if diff := cmp.Diff(tableRows(g, tableIndex), tableRows(w, tableIndex)); diff != "" {
 		t.Errorf("restored indexes mismatch (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(g.SessionList(), w.SessionList()); diff != "" {
+		t.Errorf("restored sessions mismatch (-got +want):\n%s", diff)
 	}
 }
 
@@ -159,7 +163,7 @@ func bigStore(t testing.TB, n int) *FSM {
 	add(Command{Op: OpReapTombstones, Index: idx - 20})
 	// A value larger than the snapshot buffer and one at the limit.
 	add(Command{Op: OpSet, Key: "big", Value: bytes.Repeat([]byte{0xab}, 1<<20)})
-	add(Command{Op: OpSet, Key: "limit", Value: bytes.Repeat([]byte{0xcd}, DefaultMaxValueSize)})
+	add(Command{Op: OpSet, Key: "limit", Value: bytes.Repeat([]byte{0xcd}, testMaxValueSize)})
 	add(Command{Op: OpSet, Key: "", Value: []byte("empty key")})
 	flush()
 	return f
@@ -427,8 +431,10 @@ func FuzzRestore(f *testing.F) {
 	mustApply(f, small, 4, Command{Op: OpDeleteTree, Key: "c/"})
 	f.Add(persist(f, small))
 	f.Add(persist(f, allTablesStore(f)))
-	if v1, err := os.ReadFile("testdata/snapshot-v1.snap"); err == nil {
-		f.Add(v1)
+	for _, name := range []string{"testdata/snapshot-v1.snap", "testdata/snapshot-v2.snap"} {
+		if old, err := os.ReadFile(name); err == nil {
+			f.Add(old)
+		}
 	}
 	f.Add(append([]byte(snapshotMagic+"\x01\x00\x00\x00\x00\x01"), binary.AppendUvarint(nil, 1<<40)...))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -18,21 +18,37 @@ func (t *tx) get(key string) *Entry {
 }
 
 // set writes key as Consul's kvsSetTxn does: it keeps CreateIndex, and a
-// write that changes nothing keeps ModifyIndex and wakes no watcher.
+// write that changes nothing keeps ModifyIndex and wakes no watcher. A
+// lock's holder and LockIndex stay: a plain write to a locked key changes
+// its value, not its lock, as in Consul.
 func (t *tx) set(key string, value []byte, flags uint64) *Entry {
 	old := t.get(key)
-	if old != nil && old.Flags == flags && old.LockIndex == 0 && bytes.Equal(old.Value, value) {
+	e := &Entry{Key: key, Flags: flags, Value: value}
+	if old != nil {
+		e.LockIndex, e.Session = old.LockIndex, old.Session
+	}
+	return t.put(old, e)
+}
+
+// put writes e over old, the entry stored under e.Key (nil if none),
+// setting e's indexes: CreateIndex stays, and an e equal to old in value,
+// flags and lock changes nothing and returns old.
+func (t *tx) put(old, e *Entry) *Entry {
+	if old != nil && old.Flags == e.Flags && old.LockIndex == e.LockIndex && old.Session == e.Session &&
+		bytes.Equal(old.Value, e.Value) {
 		return old
 	}
-	e := &Entry{Key: key, Flags: flags, CreateIndex: t.idx, ModifyIndex: t.idx}
-	if len(value) > 0 {
+	e.CreateIndex, e.ModifyIndex = t.idx, t.idx
+	if len(e.Value) > 0 {
 		// The log entry's buffer is Raft's; the store keeps its own copy.
-		e.Value = bytes.Clone(value)
+		e.Value = bytes.Clone(e.Value)
+	} else {
+		e.Value = nil
 	}
 	if old != nil {
 		e.CreateIndex = old.CreateIndex
 	} else {
-		raw, err := t.mt.First(tableTombstones, "id", key)
+		raw, err := t.mt.First(tableTombstones, "id", e.Key)
 		must(err)
 		if raw != nil {
 			// The live entry's ModifyIndex is above the tombstone's, so
@@ -186,6 +202,30 @@ func (t *tx) txnOp(op TxnOp, res *Result) error {
 		if !t.deleteCAS(op.Key, op.Index) {
 			return fmt.Errorf("failed to delete key %q, index is stale", op.Key)
 		}
+	case VerbLock:
+		e, ok, err := t.lock(op.Key, op.Value, op.Flags, op.Session)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("failed to lock key %q, lock is already held", op.Key)
+		}
+		res.Results = append(res.Results, withoutValue(e))
+	case VerbUnlock:
+		e, ok := t.unlock(op.Key, op.Value, op.Flags, op.Session)
+		if !ok {
+			return fmt.Errorf("failed to unlock key %q, lock isn't held, or is held by another session", op.Key)
+		}
+		res.Results = append(res.Results, withoutValue(e))
+	case VerbCheckSession:
+		e := t.get(op.Key)
+		switch {
+		case e == nil:
+			return fmt.Errorf("failed to check session, key %q doesn't exist", op.Key)
+		case e.Session != op.Session:
+			return fmt.Errorf("failed session check for key %q, current session %q != %q", op.Key, e.Session, op.Session)
+		}
+		res.Results = append(res.Results, withoutValue(e))
 	default:
 		return fmt.Errorf("unknown KV verb %q", op.Verb)
 	}

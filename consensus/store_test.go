@@ -173,9 +173,9 @@ func TestStoreTablesSchema(t *testing.T) {
 		table string
 		obj   any
 	}{
-		{tableSessions, &session{ID: "s1", Node: "n1"}},
-		{tableSessions, &session{ID: "s2", Node: "n1"}},
-		{tableSessions, &session{ID: "s3", Node: "n2"}},
+		{tableSessions, &Session{ID: "s1", Node: "n1"}},
+		{tableSessions, &Session{ID: "s2", Node: "n1"}},
+		{tableSessions, &Session{ID: "s3", Node: "n2"}},
 		{tableACLTokens, &aclToken{AccessorID: "a1", SecretID: "secret-1"}},
 		{tableACLPolicies, &aclPolicy{ID: "p1", Name: "global-management"}},
 	} {
@@ -192,7 +192,7 @@ func TestStoreTablesSchema(t *testing.T) {
 	}
 	var ids []string
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		ids = append(ids, raw.(*session).ID)
+		ids = append(ids, raw.(*Session).ID)
 	}
 	if diff := cmp.Diff(ids, []string{"s1", "s2"}); diff != "" {
 		t.Errorf("sessions of node n1 mismatch (-got +want):\n%s", diff)
@@ -219,6 +219,9 @@ func allTablesStore(t testing.TB) *FSM {
 		{Op: OpDeleteTree, Key: "b/"},
 		setCmd("c", strings.Repeat("v", 300)),
 		{Op: OpReapTombstones, Index: 5},
+		{Op: OpSessionCreate, Session: Session{ID: "s1", Name: "leader", Node: "n1", LockDelay: time.Second,
+			Behavior: SessionDelete, TTL: time.Minute, NodeChecks: []string{SerfHealth}}}, // 10
+		{Op: OpLock, Key: "d", Value: []byte("held"), Session: Session{ID: "s1"}}, // 11
 	} {
 		mustApply(t, f, uint64(i+1), c)
 	}
@@ -238,9 +241,9 @@ func TestSnapshotAllTables(t *testing.T) {
 	if err != nil {
 		t.Fatalf("InspectSnapshot: %v", err)
 	}
-	want := SnapshotInfo{Index: 9, Entries: 2, Tombstones: 1, Size: int64(len(data)), Tables: []TableCount{
-		// applied, autopilot_config, kvs, kvs.reap_index, kvs.reap_through, meta
-		{tableIndex, 6}, {tableMeta, 1}, {tableAutopilot, 1}, {tableKVs, 2}, {tableTombstones, 1},
+	want := SnapshotInfo{Index: 11, Entries: 3, Tombstones: 1, Size: int64(len(data)), Tables: []TableCount{
+		// applied, autopilot_config, kvs, kvs.reap_index, kvs.reap_through, meta, sessions
+		{tableIndex, 7}, {tableMeta, 1}, {tableAutopilot, 1}, {tableKVs, 3}, {tableTombstones, 1}, {tableSessions, 1},
 	}}
 	if diff := cmp.Diff(info, want); diff != "" {
 		t.Errorf("InspectSnapshot mismatch (-got +want):\n%s", diff)
@@ -253,7 +256,7 @@ func TestSnapshotAllTables(t *testing.T) {
 	}
 	sameState(t, dst, src)
 	g, w := dst.View(), src.View()
-	for _, table := range []string{tableMeta, tableAutopilot} {
+	for _, table := range []string{tableMeta, tableAutopilot, tableSessions} {
 		if diff := cmp.Diff(tableRows(g, table), tableRows(w, table)); diff != "" {
 			t.Errorf("restored %s mismatch (-got +want):\n%s", table, diff)
 		}
@@ -266,6 +269,18 @@ func TestSnapshotAllTables(t *testing.T) {
 	if got := g.PrefixIndex("b/"); got != 7 {
 		t.Errorf("restored PrefixIndex(b/) = %d, want 7", got)
 	}
+	// The lock came along with its session, and the kvs session index
+	// was rebuilt: destroying the session deletes the key it holds.
+	if e, _ := g.Get("d"); e.Session != "s1" || e.LockIndex != 1 {
+		t.Errorf("restored d = %+v, want held by s1 with LockIndex 1", e)
+	}
+	if got := g.SessionIndex(); got != 10 {
+		t.Errorf("restored SessionIndex() = %d, want 10", got)
+	}
+	mustApply(t, dst, 12, Command{Op: OpSessionDestroy, Session: Session{ID: "s1"}})
+	if _, ok := dst.Get("d"); ok {
+		t.Error("destroying the restored session s1 left the key it held (behavior delete)")
+	}
 }
 
 func TestSnapshotTooNew(t *testing.T) {
@@ -277,7 +292,7 @@ func TestSnapshotTooNew(t *testing.T) {
 	if !errors.Is(err, ErrSnapshotTooNew) {
 		t.Fatalf("Restore(version 9) = %v, want ErrSnapshotTooNew", err)
 	}
-	if want := "snapshot format version 9 is newer than this Conclave supports (2): upgrade"; !strings.Contains(err.Error(), want) {
+	if want := "snapshot format version 9 is newer than this Conclave supports (3): upgrade"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Restore(version 9) = %q, want it to say %q", err, want)
 	}
 	if _, ierr := InspectSnapshot(bytes.NewReader(data)); !errors.Is(ierr, ErrSnapshotTooNew) {
@@ -288,34 +303,47 @@ func TestSnapshotTooNew(t *testing.T) {
 	}
 }
 
-// TestSnapshotV2Malformed checks what the version 2 reader refuses beyond
+// TestSnapshotV3Malformed checks what the version 3 reader refuses beyond
 // what TestSnapshotCorrupt and TestSnapshotTruncated find by flipping and
-// cutting.
-func TestSnapshotV2Malformed(t *testing.T) {
+// cutting, and that version 2, without the sessions section, still reads.
+func TestSnapshotV3Malformed(t *testing.T) {
 	good := persist(t, allTablesStore(t))
 	body := good[len(snapshotMagic)+1 : len(good)-4]
-	frame := func(b []byte) []byte {
-		s := append([]byte(snapshotMagic+"\x02"), b...)
+	frameV := func(version byte, b []byte) []byte {
+		s := append([]byte(snapshotMagic), version)
+		s = append(s, b...)
 		return append(s, be32(crc32c(s))...)
 	}
+	frame := func(b []byte) []byte { return frameV(3, b) }
 	// A stream of empty tables, to build on.
-	empty := []byte{0x01, 0, 0x02, 0, 0x03, 0, 0x04, 0, 0x05, 0, secEnd}
+	empty := []byte{0x01, 0, 0x02, 0, 0x03, 0, 0x04, 0, 0x05, 0, 0x06, 0, secEnd}
+	tail := []byte{0x05, 0, 0x06, 0, secEnd} // after kvs
+	session := func(behavior, checks byte) []byte {
+		return []byte{0x06, 1, 1, 's', 0, 1, 'n', behavior, 0, 0, checks, 10, 's', 'e', 'r', 'f', 'H', 'e', 'a', 'l', 't', 'h', 1, 1, secEnd}
+	}
 	cases := []struct {
 		name string
 		data []byte
 	}{
-		{"missing table", frame([]byte{0x01, 0, 0x02, 0, 0x04, 0, 0x05, 0, secEnd})},
-		{"tables out of order", frame([]byte{0x02, 0, 0x01, 0, 0x03, 0, 0x04, 0, 0x05, 0, secEnd})},
+		{"missing table", frame([]byte{0x01, 0, 0x02, 0, 0x04, 0, 0x05, 0, 0x06, 0, secEnd})},
+		{"no sessions table", frame(empty[:10])},
+		{"tables out of order", frame([]byte{0x02, 0, 0x01, 0, 0x03, 0, 0x04, 0, 0x05, 0, 0x06, 0, secEnd})},
 		{"two cluster metas", frame(append([]byte{0x01, 0, 0x02, 2, 1, 'a', 1, 1, 1, 'b', 2, 2}, empty[4:]...))},
-		{"kvs out of order", frame(append(bytes.Clone(empty[:6]), 0x04, 2, 1, 'b', 0, 1, 1, 0, 0, 0, 1, 'a', 0, 1, 1, 0, 0, 0, 0x05, 0, secEnd))},
-		{"autopilot flags", frame(append(bytes.Clone(empty[:4]), 0x03, 1, 7, 0, 0, 0, 0, 1, 1, 0x04, 0, 0x05, 0, secEnd))},
+		{"kvs out of order", frame(append(append(bytes.Clone(empty[:6]), 0x04, 2, 1, 'b', 0, 1, 1, 0, 0, 0, 1, 'a', 0, 1, 1, 0, 0, 0), tail...))},
+		{"autopilot flags", frame(append(append(bytes.Clone(empty[:4]), 0x03, 1, 7, 0, 0, 0, 0, 1, 1, 0x04, 0), tail...))},
+		{"session behavior", frame(append(bytes.Clone(empty[:10]), session(2, 1)...))},
+		{"session check count past the checks", frame(append(bytes.Clone(empty[:10]), session(0, 0xff)...))},
+		{"sessions table in a version 2 stream", frameV(2, empty)},
 		{"no end", frame(empty[:len(empty)-1])},
 		{"row count past the rows", frame(append(bytes.Clone(empty[:6]), 0x04, 0xff, 0xff, 0xff, 0xff, 0x0f))},
 	}
-	if _, err := InspectSnapshot(bytes.NewReader(frame(empty))); err != nil {
-		t.Fatalf("InspectSnapshot(empty tables) = %v; the hand-built frame is wrong", err)
+	for _, ok := range [][]byte{frame(empty), frameV(2, append(bytes.Clone(empty[:10]), secEnd)),
+		frame(append(bytes.Clone(empty[:10]), session(0, 1)...))} {
+		if _, err := InspectSnapshot(bytes.NewReader(ok)); err != nil {
+			t.Fatalf("InspectSnapshot(%x) = %v; the hand-built frame is wrong", ok, err)
+		}
 	}
-	if _, err := InspectSnapshot(bytes.NewReader(frame(body))); err != nil {
+	if _, err := InspectSnapshot(bytes.NewReader(frameV(3, body))); err != nil {
 		t.Fatalf("InspectSnapshot(reframed snapshot) = %v; frame is wrong", err)
 	}
 	for _, tc := range cases {

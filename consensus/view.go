@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
+	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -175,12 +177,60 @@ func (v View) AutopilotConfig() (AutopilotConfig, bool) {
 }
 
 // TableIndex is the log index of the last change to table ("kvs",
-// "meta", "autopilot_config"), for X-Consul-Index on a read of the whole
-// table; 0 if it never changed.
+// "meta", "autopilot_config", "sessions"), for X-Consul-Index on a read of
+// the whole table; 0 if it never changed.
 func (v View) TableIndex(table string) uint64 { return index(v.txn, table) }
 
+// SessionGet returns the session with the given ID, and false if there is
+// none (never created, or invalidated).
+func (v View) SessionGet(id string) (Session, bool) {
+	if s := (&tx{mt: v.txn}).session(id); s != nil {
+		return cloneSession(s), true
+	}
+	return Session{}, false
+}
+
+// SessionList returns every session, sorted by ID.
+func (v View) SessionList() []Session {
+	return v.sessions(v.txn.Get(tableSessions, "id"))
+}
+
+// SessionsByNode returns the sessions of node, sorted by ID.
+func (v View) SessionsByNode(node string) []Session {
+	return v.sessions(v.txn.Get(tableSessions, "node", node))
+}
+
+func (v View) sessions(it memdb.ResultIterator, err error) []Session {
+	must(err)
+	var out []Session
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, cloneSession(raw.(*Session)))
+	}
+	return out
+}
+
+func cloneSession(s *Session) Session {
+	c := *s
+	c.NodeChecks = slices.Clone(s.NodeChecks)
+	return c
+}
+
+// SessionIndex is the index to report for any read of sessions (info,
+// node, list), as Consul reports the sessions table's index: the last
+// create or destroy. It is never 0.
+func (v View) SessionIndex() uint64 { return max(index(v.txn, tableSessions), 1) }
+
+// WatchSessions returns a channel that is closed when a later write
+// creates or destroys a session: the blocking query of every session read
+// waits on it and compares SessionIndex.
+func (v View) WatchSessions() <-chan struct{} {
+	it, err := v.txn.Get(tableSessions, "id_prefix", "")
+	must(err)
+	return it.WatchCh()
+}
+
 // ReadTxn runs a transaction of reads only (get, get-tree, check-index,
-// check-not-exists) against this view, without Raft, as Consul serves a
+// check-not-exists, check-session) against this view, without Raft, as Consul serves a
 // read-only /v1/txn. Its Result has the same shape as a written one. It
 // returns a *TxnOpError for an invalid operation or one that writes.
 func (v View) ReadTxn(ops []TxnOp) (Result, error) {
@@ -228,6 +278,18 @@ func (f *FSM) WaitKey(ctx context.Context, key string, minIndex uint64) (View, e
 		return v.KeyIndex(key), v.WatchKey(key)
 	})
 }
+
+// WaitSessions blocks until SessionIndex is above minIndex, or ctx ends:
+// the blocking query of /v1/session/info, /node and /list.
+func (f *FSM) WaitSessions(ctx context.Context, minIndex uint64) (View, error) {
+	return f.wait(ctx, minIndex, func(v View) (uint64, <-chan struct{}) {
+		return v.SessionIndex(), v.WatchSessions()
+	})
+}
+
+// LockDelay returns the end of key's lock delay on this server, and false
+// when an acquire of key is not delayed now (see OpLock).
+func (f *FSM) LockDelay(key string) (time.Time, bool) { return f.delay.until(key) }
 
 // WaitPrefix is WaitKey for a list or keys read of prefix: it waits until
 // PrefixIndex(prefix) is above minIndex.

@@ -207,7 +207,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // format.
 const (
 	snapshotMagic    = "CNCLVKV"
-	snapshotVersion  = 2 // the newest this client knows; 1 is read too
+	snapshotVersion  = 3 // the newest this client knows; 1 and 2 are read too
 	snapshotCRCBytes = 4
 )
 

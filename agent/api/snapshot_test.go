@@ -295,7 +295,7 @@ func TestVerifySnapshot(t *testing.T) {
 		{name: "other format", r: strings.NewReader("\x1f\x8b\x08gzip"), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: not a Conclave snapshot"},
 		{name: "html error page", r: strings.NewReader("<html>"), wantErr: ErrCorruptSnapshot, wantMsg: "not a Conclave snapshot"},
 		{name: "cut in the header", r: strings.NewReader("CNCLV"), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: truncated in the header"},
-		{name: "newer version", r: bytes.NewReader(append([]byte("CNCLVKV\x03"), valid[8:]...)), wantErr: ErrSnapshotVersion, wantMsg: "unknown snapshot format version: 3 (this client knows 2)"},
+		{name: "newer version", r: bytes.NewReader(append([]byte("CNCLVKV\x04"), valid[8:]...)), wantErr: ErrSnapshotVersion, wantMsg: "unknown snapshot format version: 4 (this client knows 3)"},
 		{name: "cut short", r: bytes.NewReader(valid[:len(valid)-1]), wantErr: ErrCorruptSnapshot, wantMsg: "corrupt snapshot: checksum "},
 		{name: "cut at the checksum", r: bytes.NewReader(valid[:len(valid)-4]), wantErr: ErrCorruptSnapshot},
 		{name: "header only", r: strings.NewReader("CNCLVKV\x01"), wantErr: ErrCorruptSnapshot},

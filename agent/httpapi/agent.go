@@ -53,6 +53,7 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 		Config: api.SelfConfig{
 			Datacenter: c.Datacenter, NodeName: c.Name, NodeID: c.ID, Server: c.Server,
 			Version: c.Version, BootstrapExpect: c.BootstrapExpect, DataDir: c.DataDir,
+			ClusterID: c.Identity().ClusterID,
 		},
 		Member: toAPIMember(c.Pool.LocalMember()),
 		// Consul's sections (build, consul, raft, runtime, serf_lan), then
@@ -60,11 +61,12 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 		Stats: s.consulInfoSections(),
 	}
 	self.Stats["agent"] = map[string]string{
-		"server":    strconv.FormatBool(c.Server),
-		"node_id":   c.ID,
-		"http_addr": c.Agent.HTTPAddr(),
-		"version":   c.Version,
-		"bootstrap": c.Bootstrap.Status().State,
+		"server":     strconv.FormatBool(c.Server),
+		"node_id":    c.ID,
+		"http_addr":  c.Agent.HTTPAddr(),
+		"https_addr": c.HTTPSAddr,
+		"version":    c.Version,
+		"bootstrap":  c.Bootstrap.Status().State,
 	}
 	if s.store != nil {
 		leader, _ := s.store.Leader()

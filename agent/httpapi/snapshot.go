@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/conclavehq/conclave/consensus"
 )
@@ -36,11 +35,13 @@ func (s *Service) snapshotSave(w http.ResponseWriter, r *http.Request) {
 // /v1/snapshot), through Raft. It takes an archive in Consul's format,
 // checked in full first, or the plain snapshot stream of earlier Conclave
 // releases, told apart by their first bytes (gzip's magic, or the
-// stream's header).
+// stream's header). consensus streams it to a temporary file; limitBody
+// bounds it to maxSnapshotBytes and snapshotTimeout.
 func (s *Service) snapshotRestore(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), snapshotTimeout)
 	defer cancel()
-	body := bufio.NewReader(r.Body)
+	watched := &watchedBody{r: r.Body}
+	body := bufio.NewReader(watched)
 	// An error here is an empty or cut body; the restore reports it.
 	prefix, _ := body.Peek(2)
 	restore := s.store.RestoreSnapshot
@@ -48,7 +49,10 @@ func (s *Service) snapshotRestore(w http.ResponseWriter, r *http.Request) {
 		restore = s.store.RestoreArchive
 	}
 	info, err := restore(ctx, body)
+	max, cut := tooLarge(watched.err)
 	switch {
+	case cut:
+		httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
 	case err != nil:
 		writeError(w, err) // a corrupt snapshot is a 400
 	default:

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -41,7 +42,7 @@ func BenchmarkFormation5(b *testing.B) { benchFormation(b, 5) }
 func benchFormation(b *testing.B, n int) {
 	var times []time.Duration
 	for run := 1; run <= formationRuns; run++ {
-		servers := e2e.NewServersIn(b, runRoot(b, fmt.Sprintf("run%d", run)), "s", n, n)
+		servers := newServers(b, runRoot(b, fmt.Sprintf("run%d", run)), "s", n, oneLogStore(b), "")
 		first := time.Now()
 		startAll(servers)
 		last := time.Now()
@@ -51,7 +52,7 @@ func benchFormation(b *testing.B, n int) {
 		if err != nil {
 			b.Fatalf("run %d: %d servers did not form a cluster: %v", run, n, err)
 		}
-		b.Logf("run %d: formed in %.0f ms (the %d starts took %.1f ms)", run, ms(d), n, ms(last.Sub(first)))
+		b.Logf("run %d: formed in %.0f ms (the %d starts took %.1f ms); raft log store: %s", run, ms(d), n, ms(last.Sub(first)), logStoreInUse(b, servers, oneLogStore(b)))
 		times = append(times, d)
 		killAll(servers)
 	}
@@ -62,40 +63,19 @@ func benchFormation(b *testing.B, n int) {
 // measures until both survivors report the same new leader. Between runs
 // the killed server is restarted and the cluster is whole again (untimed).
 func BenchmarkFailover(b *testing.B) {
-	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "f", 3, 3)
+	servers := newServers(b, runRoot(b, "cluster"), "f", 3, oneLogStore(b), "")
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
 	var times []time.Duration
 	for run := 1; run <= failoverRuns; run++ {
-		old := e2e.LeaderNode(servers...)
-		if old == nil {
-			b.Fatalf("run %d: no leader before the kill", run)
-		}
-		var survivors []*e2e.Node
-		valid := map[string]bool{}
-		for _, s := range servers {
-			if s != old {
-				survivors = append(survivors, s)
-				valid[s.RaftAddr()] = true
-			}
-		}
 		start := time.Now()
-		old.Kill()
-		d, err := pollUntil(start, measureTimeout, measurePoll, func() error {
-			l0, l1 := survivors[0].Leader(), survivors[1].Leader()
-			switch {
-			case !valid[l0]:
-				return fmt.Errorf("%s reports leader %q", survivors[0].Name, l0)
-			case l1 != l0:
-				return fmt.Errorf("%s reports leader %q, %s reports %q", survivors[0].Name, l0, survivors[1].Name, l1)
-			}
-			return nil
-		})
+		old, leader, d, err := killLeader(servers, measureTimeout)
 		if err != nil {
-			b.Fatalf("run %d: no new leader after killing %s: %v", run, old.Name, err)
+			b.Fatalf("run %d: %v", run, err)
 		}
 		b.Logf("run %d: killed leader %s at %s, new leader %s after %.0f ms",
-			run, old.Name, start.UTC().Format("15:04:05.000"), survivors[0].Leader(), ms(d))
+			run, old.Name, start.UTC().Format("15:04:05.000"), leader, ms(d))
 		times = append(times, d)
 		old.Start()
 		waitFormed(b, servers)
@@ -104,12 +84,50 @@ func BenchmarkFailover(b *testing.B) {
 	killAll(servers)
 }
 
+// errNoLeader is returned by killLeader when there is no leader to kill.
+var errNoLeader = errors.New("no leader to kill")
+
+// killLeader kills the servers' leader with SIGKILL and measures until both
+// survivors report the same new leader. It returns the killed server, the
+// new leader's Raft address and the time; it does not restart the server.
+func killLeader(servers []*e2e.Node, timeout time.Duration) (*e2e.Node, string, time.Duration, error) {
+	old := e2e.LeaderNode(servers...)
+	if old == nil {
+		return nil, "", 0, errNoLeader
+	}
+	var survivors []*e2e.Node
+	valid := map[string]bool{}
+	for _, s := range servers {
+		if s != old {
+			survivors = append(survivors, s)
+			valid[s.RaftAddr()] = true
+		}
+	}
+	start := time.Now()
+	old.Kill()
+	d, err := pollUntil(start, timeout, measurePoll, func() error {
+		l0, l1 := survivors[0].Leader(), survivors[1].Leader()
+		switch {
+		case !valid[l0]:
+			return fmt.Errorf("%s reports leader %q", survivors[0].Name, l0)
+		case l1 != l0:
+			return fmt.Errorf("%s reports leader %q, %s reports %q", survivors[0].Name, l0, survivors[1].Name, l1)
+		}
+		return nil
+	})
+	if err != nil {
+		return old, "", d, fmt.Errorf("no new leader after killing %s: %w", old.Name, err)
+	}
+	return old, survivors[0].Leader(), d, nil
+}
+
 // BenchmarkIdleMemory forms a 3-server cluster, lets it idle, and reads
 // each server's resident set size (VmRSS) and peak (VmHWM).
 func BenchmarkIdleMemory(b *testing.B) {
-	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "m", 3, 3)
+	servers := newServers(b, runRoot(b, "cluster"), "m", 3, oneLogStore(b), "")
 	startAll(servers)
 	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
 	time.Sleep(idleWait) // the idle period is what is measured, not a wait for a condition
 	var rss, hwm, anons []float64
 	for _, s := range servers {
@@ -204,23 +222,74 @@ func (o *stabilityObserver) observe(b *testing.B, s *e2e.Node) {
 	o.lastLeader[s.Name] = leader
 }
 
-// BenchmarkStabilityUnderLoad forms a 3-server cluster, then keeps every
-// core busy with CPU burner processes for loadDuration while polling each
-// server's leader and Raft term every loadPoll. The target is no leader
-// change and no term increase.
-func BenchmarkStabilityUnderLoad(b *testing.B) {
-	dur := loadDuration
-	if testing.Short() {
-		dur = loadDurationShort
-	}
-	servers := e2e.NewServersIn(b, runRoot(b, "cluster"), "l", 3, 3)
-	startAll(servers)
-	waitFormed(b, servers)
-
-	o := &stabilityObserver{
+// newStabilityObserver returns an observer that has seen nothing yet.
+func newStabilityObserver() *stabilityObserver {
+	return &stabilityObserver{
 		lastLeader: map[string]string{}, leaders: map[string]bool{},
 		leaderChanges: map[string]int{}, startTerm: map[string]uint64{},
 	}
+}
+
+// watch polls every server every loadPoll for dur.
+func (o *stabilityObserver) watch(b *testing.B, servers []*e2e.Node, dur time.Duration) {
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		for _, s := range servers {
+			o.observe(b, s)
+		}
+		o.polls++
+		time.Sleep(loadPoll) // the polling interval of the measurement
+	}
+}
+
+// changes is the largest number of leader changes one server saw.
+func (o *stabilityObserver) changes() int {
+	changes := 0
+	for _, c := range o.leaderChanges {
+		changes = max(changes, c)
+	}
+	return changes
+}
+
+// termIncrease is the highest term seen less the lowest first term.
+func (o *stabilityObserver) termIncrease() uint64 {
+	var minStart uint64
+	for _, t := range o.startTerm {
+		if minStart == 0 || t < minStart {
+			minStart = t
+		}
+	}
+	return o.maxTerm - minStart
+}
+
+// stable reports whether the cluster kept its leader and term throughout.
+func (o *stabilityObserver) stable() bool {
+	return o.changes() == 0 && o.termIncrease() == 0 && o.leaderless == 0
+}
+
+// logElections shows what Raft said about elections since start, so that
+// a missed target explains itself.
+func logElections(b *testing.B, servers []*e2e.Node, since time.Time) {
+	for _, s := range servers {
+		for _, l := range electionLines(s, since, 20) {
+			b.Logf("%s: %s", s.Name, l)
+		}
+	}
+}
+
+// BenchmarkStabilityUnderLoad forms a 3-server cluster, then keeps every
+// core busy with CPU burner processes for the stability window (60 s,
+// -short 10 s, or -stability-time) while polling each server's leader and
+// Raft term every loadPoll. The target is no leader change and no term
+// increase.
+func BenchmarkStabilityUnderLoad(b *testing.B) {
+	dur := stabilityWindow()
+	servers := newServers(b, runRoot(b, "cluster"), "l", 3, oneLogStore(b), "")
+	startAll(servers)
+	waitFormed(b, servers)
+	b.Logf("raft log store: %s", logStoreInUse(b, servers, oneLogStore(b)))
+
+	o := newStabilityObserver()
 	for _, s := range servers {
 		o.observe(b, s)
 	}
@@ -229,37 +298,14 @@ func BenchmarkStabilityUnderLoad(b *testing.B) {
 		running = append(running, startBurner(b, dur+10*time.Second))
 	}
 	loadStart := time.Now()
-	end := loadStart.Add(dur)
-	for time.Now().Before(end) {
-		for _, s := range servers {
-			o.observe(b, s)
-		}
-		o.polls++
-		time.Sleep(loadPoll) // the polling interval of the measurement
-	}
+	o.watch(b, servers, dur)
 	for _, bu := range running {
 		bu.stop()
 	}
 
-	changes := 0
-	for _, c := range o.leaderChanges {
-		changes = max(changes, c)
-	}
-	var minStart uint64
-	for _, t := range o.startTerm {
-		if minStart == 0 || t < minStart {
-			minStart = t
-		}
-	}
-	termIncrease := o.maxTerm - minStart
-	if changes > 0 || termIncrease > 0 || o.leaderless > 0 {
-		// Show what Raft said about it, so that a missed target in a plain
-		// `make bench` run explains itself.
-		for _, s := range servers {
-			for _, l := range electionLines(s, loadStart, 20) {
-				b.Logf("%s: %s", s.Name, l)
-			}
-		}
+	changes, termIncrease := o.changes(), o.termIncrease()
+	if !o.stable() {
+		logElections(b, servers, loadStart)
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(changes), "leader-changes")

@@ -19,5 +19,19 @@
 // versions can be compared in alternating runs. -kv-profile DIR sets
 // enable_debug on the KV write benchmarks' servers and saves pprof CPU
 // profiles of the leader and a follower during the timed load, and their
-// allocation profiles before and after it, under DIR.
+// allocation profiles before and after it, under DIR. -logstore wal|boltdb
+// picks the servers' raft_logstore backend (through test/e2e), and each
+// benchmark logs the store its servers use.
+//
+// Two benchmarks run only when asked, as they take long: BenchmarkSideBySide
+// (-etcd, `make bench-etcd`) measures Conclave and a 3-member etcd cluster
+// from Debian's etcd-server package in interleaved rounds (-rounds) with the
+// same write workload, etcd through its gRPC client (the module etcdload,
+// kept apart for its dependencies) and its HTTP gateway, and probes the
+// floor: fdatasync and a loopback round trip. BenchmarkStabilityCurve
+// (-curve, `make bench-stability`) counts leader changes and times failover
+// for each oversubscription level (-levels) and raft_multiplier
+// (-multipliers). Every process they start, etcd members and load
+// neighbours included, is in a process group of its own, bounded in time,
+// and killed when the benchmark ends, passing or not.
 package bench

@@ -136,9 +136,10 @@ func procStatusKB(pid int, field string) (int, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
-// burner is a process that keeps one core busy. It runs under timeout(1)
-// so it ends on its own even if the benchmark binary dies without
-// cleaning up.
+// burner is a neighbour process that loads the machine: a CPU burner that
+// keeps one core busy, or a disk neighbour. It runs under timeout(1) so it
+// ends on its own even if the benchmark binary dies without cleaning up,
+// in a process group of its own that stop kills.
 type burner struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -146,11 +147,26 @@ type burner struct {
 
 func startBurner(tb testing.TB, limit time.Duration) *burner {
 	tb.Helper()
+	return startNeighbour(tb, "CPU burner", limit, "while :; do :; done")
+}
+
+// startDiskNeighbour starts a process that rewrites an 8 MiB file in dir
+// and fsyncs it, over and over, for at most limit: a disk-heavy neighbour
+// on the servers' filesystem.
+func startDiskNeighbour(tb testing.TB, dir string, limit time.Duration) *burner {
+	tb.Helper()
+	return startNeighbour(tb, "disk neighbour", limit,
+		`while :; do dd if=/dev/zero of="$1/neighbour.dat" bs=1M count=8 conv=fsync status=none || exit 1; done`, dir)
+}
+
+// startNeighbour runs the sh script with args for at most limit.
+func startNeighbour(tb testing.TB, what string, limit time.Duration, script string, args ...string) *burner {
+	tb.Helper()
 	secs := strconv.Itoa(int(limit.Seconds()) + 1)
-	cmd := exec.Command("timeout", "-s", "KILL", secs, "sh", "-c", "while :; do :; done")
+	cmd := exec.Command("timeout", append([]string{"-s", "KILL", secs, "sh", "-c", script, "sh"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start CPU burner: %v", err)
+		tb.Fatalf("start %s: %v", what, err)
 	}
 	bu := &burner{cmd: cmd, exited: make(chan struct{})}
 	go func() {
@@ -210,6 +226,113 @@ func electionLines(s *e2e.Node, since time.Time, max int) []string {
 	}
 	if len(out) > max {
 		out = out[len(out)-max:]
+	}
+	return out
+}
+
+// logStoreBackends returns the backends -logstore names, in order, or one
+// empty string (the binary's default) when it is unset.
+func logStoreBackends(tb testing.TB) []string {
+	tb.Helper()
+	if *logStore == "" {
+		return []string{""}
+	}
+	var out []string
+	for _, be := range strings.Split(*logStore, ",") {
+		be = strings.TrimSpace(be)
+		if be != "wal" && be != "boltdb" {
+			tb.Fatalf("-logstore %q: %q is not wal or boltdb", *logStore, be)
+		}
+		out = append(out, be)
+	}
+	return out
+}
+
+// oneLogStore is the single backend -logstore names ("" when unset), for
+// the benchmarks that run one kind of cluster.
+func oneLogStore(tb testing.TB) string {
+	tb.Helper()
+	be := logStoreBackends(tb)
+	if len(be) != 1 {
+		tb.Fatalf("-logstore %q: this benchmark takes one backend; only BenchmarkSideBySide takes a list", *logStore)
+	}
+	return be[0]
+}
+
+// benchWALSegmentMB is the product's default raft-wal segment size, set
+// through test/e2e's WALSegmentEnv: the e2e harness's 1 MiB would make the
+// log roll over during a write benchmark.
+const benchWALSegmentMB = "64"
+
+// newServers prepares n servers as e2e.NewServersIn does (bootstrap_expect
+// = n), with extra appended to each configuration, and selects the
+// raft_logstore backend of the servers started from now on, unless it is
+// empty (then the binary's default, or $CONCLAVE_E2E_LOGSTORE, holds).
+func newServers(tb testing.TB, parent, prefix string, n int, backend, extra string) []*e2e.Node {
+	tb.Helper()
+	if backend != "" {
+		if err := os.Setenv(e2e.LogStoreEnv, backend); err != nil {
+			tb.Fatalf("set %s: %v", e2e.LogStoreEnv, err)
+		}
+	}
+	servers := e2e.NewServersIn(tb, parent, prefix, n, n)
+	for _, s := range servers {
+		s.Extra += extra
+	}
+	return servers
+}
+
+// storeOf names the Raft log store in a server's data_dir by its files, as
+// the server itself recognises it: raft/wal/ is wal, raft/raft.db boltdb.
+func storeOf(n *e2e.Node) string {
+	if fi, err := os.Stat(filepath.Join(n.Dir, "raft", "wal")); err == nil && fi.IsDir() {
+		return "wal"
+	}
+	if _, err := os.Stat(filepath.Join(n.Dir, "raft", "raft.db")); err == nil {
+		return "boltdb"
+	}
+	return "unknown"
+}
+
+// logStoreInUse returns the log store the started servers use, and stops
+// the benchmark if they differ or if want is set and they do not use it.
+func logStoreInUse(tb testing.TB, servers []*e2e.Node, want string) string {
+	tb.Helper()
+	got := storeOf(servers[0])
+	for _, s := range servers[1:] {
+		if st := storeOf(s); st != got {
+			tb.Fatalf("%s uses log store %s, %s uses %s", servers[0].Name, got, s.Name, st)
+		}
+	}
+	if want != "" && got != want {
+		tb.Fatalf("-logstore %s: the servers use %s (found in %s/raft); this tree's test/e2e does not pass %s to the servers' raft_logstore block yet",
+			want, got, servers[0].Dir, e2e.LogStoreEnv)
+	}
+	return got
+}
+
+// stabilityWindow is how long the stability benchmarks watch the cluster:
+// -stability-time, or loadDuration (loadDurationShort with -short).
+func stabilityWindow() time.Duration {
+	switch {
+	case *stabilityTime > 0:
+		return *stabilityTime
+	case testing.Short():
+		return loadDurationShort
+	}
+	return loadDuration
+}
+
+// parseInts parses a comma-separated list of integers in [lo, hi].
+func parseInts(tb testing.TB, flagName, list string, lo, hi int) []int {
+	tb.Helper()
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < lo || v > hi {
+			tb.Fatalf("-%s %q: %q is not an integer from %d to %d", flagName, list, f, lo, hi)
+		}
+		out = append(out, v)
 	}
 	return out
 }
