@@ -210,12 +210,11 @@ func (a *Agent) openGossip() (err error) {
 // tags are this agent's gossip tags (see gossip/DESIGN.md).
 func (a *Agent) tags() map[string]string {
 	cfg := a.cfg
-	tags := map[string]string{
-		gossip.TagRole:    gossip.RoleClient,
-		gossip.TagID:      a.id,
-		gossip.TagDC:      cfg.Datacenter,
-		gossip.TagVersion: a.version,
-	}
+	tags := gossip.ProtocolTags()
+	tags[gossip.TagRole] = gossip.RoleClient
+	tags[gossip.TagID] = a.id
+	tags[gossip.TagDC] = cfg.Datacenter
+	tags[gossip.TagVersion] = a.version
 	if a.node == nil {
 		return tags
 	}
@@ -260,6 +259,7 @@ func (a *Agent) openCluster() error {
 		delegate := cluster.NewAutopilotDelegate(logger.Named("autopilot"), a.node.RaftStats, a.pool, a.id, cfg.Datacenter, a.fetchRaftStats)
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
+			Stored: func() (consensus.AutopilotConfig, bool) { return a.node.View().AutopilotConfig() },
 		})
 	}
 	a.boot = cluster.NewBootstrapper(boot)
@@ -286,7 +286,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 	cfg := a.cfg
 	c := httpapi.Config{
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
-		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
+		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, BootstrapMode: cfg.Bootstrap, EnableDebug: cfg.EnableDebug,
 		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(), HTTPSAddr: a.HTTPSAddr(),
 		Logger: a.logger,
 		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a, Identity: a.identity,
@@ -294,6 +294,9 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Routes: a.routes, NoKV: a.fsm != nil,
 	}
 	c.Keyring = a.pool
+	if sinks, ok := a.logger.(hclog.InterceptLogger); ok {
+		c.Logs = sinks
+	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
@@ -315,6 +318,7 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.httpSrv = a.api.PublicServer()
+	a.httpSrv.RegisterOnShutdown(a.api.Close) // ends the monitor streams
 	for _, ln := range a.httpListeners() {
 		a.goFunc(func() {
 			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -108,7 +108,8 @@ func (c *AgentCommand) Run(args []string) int {
 	}
 	cfg := res.Config
 
-	logger := hclog.New(&hclog.LoggerOptions{
+	// An intercept logger, so that /v1/agent/monitor can stream its lines.
+	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{
 		Name:       "conclave",
 		Level:      hclog.LevelFromString(cfg.LogLevel),
 		JSONFormat: cfg.LogJSON,

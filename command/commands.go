@@ -53,14 +53,26 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"members": func() (cli.Command, error) {
 			return &MembersCommand{Meta: meta}, nil
 		},
+		"monitor": func() (cli.Command, error) {
+			return &MonitorCommand{Meta: meta}, nil
+		},
 		"operator": func() (cli.Command, error) {
 			return &OperatorCommand{}, nil
 		},
 		"operator autopilot": func() (cli.Command, error) {
 			return &OperatorAutopilotCommand{}, nil
 		},
+		"operator autopilot get-config": func() (cli.Command, error) {
+			return &OperatorAutopilotGetConfigCommand{Meta: meta}, nil
+		},
 		"operator autopilot health": func() (cli.Command, error) {
 			return &OperatorAutopilotHealthCommand{Meta: meta}, nil
+		},
+		"operator autopilot set-config": func() (cli.Command, error) {
+			return &OperatorAutopilotSetConfigCommand{Meta: meta}, nil
+		},
+		"operator autopilot state": func() (cli.Command, error) {
+			return &OperatorAutopilotStateCommand{Meta: meta}, nil
 		},
 		"operator bootstrap": func() (cli.Command, error) {
 			return &OperatorBootstrapCommand{Meta: meta}, nil
@@ -77,8 +89,14 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"operator raft remove-peer": func() (cli.Command, error) {
 			return &OperatorRaftRemovePeerCommand{Meta: meta}, nil
 		},
+		"operator raft transfer-leader": func() (cli.Command, error) {
+			return &OperatorRaftTransferLeaderCommand{Meta: meta}, nil
+		},
 		"snapshot": func() (cli.Command, error) {
 			return &SnapshotCommand{}, nil
+		},
+		"snapshot inspect": func() (cli.Command, error) {
+			return &SnapshotInspectCommand{Ui: ui}, nil
 		},
 		"snapshot restore": func() (cli.Command, error) {
 			return &SnapshotRestoreCommand{Meta: meta}, nil

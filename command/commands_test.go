@@ -19,12 +19,13 @@ func TestCommands_names(t *testing.T) {
 	want := []string{
 		"agent", "force-leave", "health", "info", "join",
 		"keygen", "keyring", "kv", "kv delete", "kv get", "kv put",
-		"leave", "members",
-		"operator", "operator autopilot", "operator autopilot health",
+		"leave", "members", "monitor",
+		"operator", "operator autopilot", "operator autopilot get-config", "operator autopilot health",
+		"operator autopilot set-config", "operator autopilot state",
 		"operator bootstrap", "operator discover", "operator raft",
-		"operator raft list-peers", "operator raft remove-peer",
+		"operator raft list-peers", "operator raft remove-peer", "operator raft transfer-leader",
 		"reload",
-		"snapshot", "snapshot restore", "snapshot save",
+		"snapshot", "snapshot inspect", "snapshot restore", "snapshot save",
 		"tls", "tls ca", "tls ca create", "tls cert", "tls cert create",
 		"validate", "version",
 	}

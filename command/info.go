@@ -19,9 +19,11 @@ const infoHelp = `
 Usage: conclave info [options]
 
   Prints information about the agent for debugging: one section per
-  subsystem (for example agent, raft and serf_lan), each with sorted
-  "key = value" lines. The agent section also holds the basics of the
-  agent's configuration.
+  subsystem, each with sorted "key = value" lines, as consul info does.
+  The sections are Consul's (build; consul, with leader, server,
+  known_servers and bootstrap; raft on a server; runtime; serf_lan) and
+  Conclave's agent section, which also holds the basics of the agent's
+  configuration.
 ` + httpOptionsHelp
 
 // Help returns the usage text of the info command.

@@ -18,6 +18,11 @@ Usage: conclave join [options] ADDRESS...
   agents at the given gossip addresses (host or host:port). Each address is
   tried; the command succeeds when at least one of them could be joined and
   prints an error line for each one that could not.
+
+Options:
+
+  -wan
+     Consul's WAN join. Refused: Conclave has no WAN gossip pool.
 ` + httpOptionsHelp
 
 // Help returns the usage text of the join command.
@@ -33,8 +38,13 @@ func (c *JoinCommand) Synopsis() string {
 // Run asks the agent to join each address and returns the exit code: 0 when
 // at least one join succeeded, 1 otherwise.
 func (c *JoinCommand) Run(args []string) int {
+	var wan bool
 	fs := c.FlagSet("join", c.Help())
+	fs.BoolVar(&wan, "wan", false, "")
 	client, ok := c.Setup(fs, args, func() bool {
+		if !c.unsupportedFlag(wan, "wan", "joining the WAN gossip pool") {
+			return false
+		}
 		if fs.NArg() == 0 {
 			c.Ui.Error("At least one address to join must be specified.")
 			c.Ui.Error("")

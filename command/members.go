@@ -36,6 +36,9 @@ Options:
   -status=<regexp>
      Show only the members whose status (alive, leaving, left, failed)
      matches the regular expression.
+
+  -wan
+     Consul's WAN members. Refused: Conclave has no WAN gossip pool.
 ` + formatFlagHelp + httpOptionsHelp
 
 // Help returns the usage text of the members command.
@@ -54,14 +57,16 @@ func (c *MembersCommand) Run(args []string) int {
 		detailed bool
 		status   string
 		format   string
+		wan      bool
 	)
 	fs := c.FlagSet("members", c.Help())
+	fs.BoolVar(&wan, "wan", false, "")
 	fs.BoolVar(&detailed, "detailed", false, "")
 	fs.StringVar(&status, "status", ".*", "")
 	fs.StringVar(&format, "format", formatText, "")
 	var statusRe *regexp.Regexp
 	client, ok := c.Setup(fs, args, func() bool {
-		if !c.noArgs(fs) || !c.validFormat(format) {
+		if !c.noArgs(fs) || !c.validFormat(format) || !c.unsupportedFlag(wan, "wan", "the WAN gossip pool") {
 			return false
 		}
 		var err error
@@ -108,10 +113,7 @@ func membersTable(members []*api.Member, detailed bool) string {
 	}
 	rows := [][]string{header}
 	for _, m := range members {
-		role := m.Tags[api.TagRole]
-		if role == "" {
-			role = "unknown"
-		}
+		role := api.MemberType(m)
 		row := []string{
 			m.Name,
 			net.JoinHostPort(m.Addr, strconv.Itoa(int(m.Port))),

@@ -15,11 +15,11 @@ import (
 // without tags and a name with a "|" in it.
 const membersJSON = `[
   {"Name":"srv-b","Addr":"10.0.0.2","Port":8301,"Status":4,
-   "Tags":{"role":"server","id":"22222222-2222-2222-2222-222222222222","dc":"dc1","build":"0.1.0","port":"8300"}},
+   "Tags":{"role":"consul","id":"22222222-2222-2222-2222-222222222222","dc":"dc1","build":"0.1.0","port":"8300"}},
   {"Name":"srv-a","Addr":"10.0.0.1","Port":8301,"Status":1,
-   "Tags":{"role":"server","id":"11111111-1111-1111-1111-111111111111","dc":"dc1","build":"0.1.0","port":"8300","expect":"3"}},
+   "Tags":{"role":"consul","id":"11111111-1111-1111-1111-111111111111","dc":"dc1","build":"0.1.0","port":"8300","expect":"3"}},
   {"Name":"web|1","Addr":"fd00::7","Port":8301,"Status":1,
-   "Tags":{"role":"client","dc":"dc2","build":"0.1.1"}},
+   "Tags":{"role":"node","dc":"dc2","build":"0.1.1"}},
   {"Name":"legacy","Addr":"10.0.0.9","Port":7946,"Status":3}
 ]`
 

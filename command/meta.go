@@ -140,6 +140,17 @@ func (m *Meta) noArgs(fs *flag.FlagSet) bool {
 	return true
 }
 
+// unsupportedFlag is a check for Setup: it reports a flag of Consul's that
+// Conclave cannot honour (-wan, -prune) when it was set, so that a script
+// is told instead of being silently served something else.
+func (m *Meta) unsupportedFlag(set bool, name, what string) bool {
+	if set {
+		m.Ui.Error(fmt.Sprintf("-%s: %s is not supported by Conclave", name, what))
+		return false
+	}
+	return true
+}
+
 // validFormat is a check for Setup: it reports a -format value that
 // checkFormat refuses.
 func (m *Meta) validFormat(format string) bool {

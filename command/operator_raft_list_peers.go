@@ -2,6 +2,7 @@ package command
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,15 +75,33 @@ func (c *OperatorRaftListPeersCommand) Run(args []string) int {
 	return 0
 }
 
-// raftPeersTable formats servers, already sorted, as a table.
+// raftPeersTable formats servers, already sorted, as a table, with
+// Consul's Commit Index and Trails Leader By: each server's last index in
+// the leader's view, and how far it is behind the leader's.
 func raftPeersTable(servers []*api.RaftServer) string {
-	rows := [][]string{{"Node", "ID", "Address", "State", "Voter"}}
+	var leaderIndex uint64
+	for _, s := range servers {
+		if s.Leader {
+			leaderIndex = s.LastIndex
+		}
+	}
+	rows := [][]string{{"Node", "ID", "Address", "State", "Voter", "Commit Index", "Trails Leader By"}}
 	for _, s := range servers {
 		state := "follower"
 		if s.Leader {
 			state = "leader"
 		}
-		rows = append(rows, []string{s.Node, s.ID, s.Address, state, strconv.FormatBool(s.Voter)})
+		// "-" where it is not known: the leader itself, and every server
+		// when the answer has no index (from a follower, with -stale).
+		trails := "-"
+		if !s.Leader && leaderIndex > 0 && s.LastIndex > 0 {
+			trails = fmt.Sprintf("%d commits", leaderIndex-min(leaderIndex, s.LastIndex))
+		}
+		commit := "-"
+		if s.LastIndex > 0 {
+			commit = strconv.FormatUint(s.LastIndex, 10)
+		}
+		rows = append(rows, []string{s.Node, s.ID, s.Address, state, strconv.FormatBool(s.Voter), commit, trails})
 	}
 	return formatTable(rows)
 }

@@ -11,11 +11,11 @@ import (
 )
 
 // raftConfigurationJSON lists three servers out of name order; srv-b leads
-// and srv-d is a non-voter.
+// and srv-d is a non-voter; srv-a has no last index yet.
 const raftConfigurationJSON = `{
   "Servers": [
-    {"ID":"33333333-3333-3333-3333-333333333333","Node":"srv-d","Address":"10.0.0.4:8300","Leader":false,"Voter":false,"ProtocolVersion":"3"},
-    {"ID":"22222222-2222-2222-2222-222222222222","Node":"srv-b","Address":"10.0.0.2:8300","Leader":true,"Voter":true,"ProtocolVersion":"3"},
+    {"ID":"33333333-3333-3333-3333-333333333333","Node":"srv-d","Address":"10.0.0.4:8300","Leader":false,"Voter":false,"ProtocolVersion":"3","LastIndex":97},
+    {"ID":"22222222-2222-2222-2222-222222222222","Node":"srv-b","Address":"10.0.0.2:8300","Leader":true,"Voter":true,"ProtocolVersion":"3","LastIndex":120},
     {"ID":"11111111-1111-1111-1111-111111111111","Node":"srv-a","Address":"10.0.0.1:8300","Leader":false,"Voter":true,"ProtocolVersion":"3"}
   ],
   "Index": 42

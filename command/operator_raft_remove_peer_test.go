@@ -32,7 +32,15 @@ func TestOperatorRaftRemovePeerCommand(t *testing.T) {
 			wantPrefix: "Error removing peer: Unexpected response code: 400 (no server with id nope)",
 			wantReqs:   []string{"DELETE /v1/operator/raft/peer?id=nope"},
 		},
-		{name: "missing id", wantCode: 1, wantPrefix: "Missing peer ID: -id is required"},
+		{
+			name:       "by address",
+			routes:     map[string]reply{"DELETE /v1/operator/raft/peer": ok("")},
+			args:       []string{"-address=10.0.0.4:8300"},
+			wantStdout: "Removed peer with address \"10.0.0.4:8300\"\n",
+			wantReqs:   []string{"DELETE /v1/operator/raft/peer?address=10.0.0.4%3A8300"},
+		},
+		{name: "missing id", wantCode: 1, wantPrefix: "Missing peer ID: -id or -address is required"},
+		{name: "id and address", args: []string{"-id=a", "-address=10.0.0.4:8300"}, wantCode: 1, wantPrefix: "Give either -id or -address, not both"},
 		{name: "positional id", args: []string{"abc"}, wantCode: 1, wantPrefix: "This command takes no arguments"},
 	}
 	for _, tc := range cases {

@@ -14,10 +14,13 @@ type SnapshotRestoreCommand struct {
 const snapshotRestoreHelp = `
 Usage: conclave snapshot restore [options] FILE
 
-  Restores the snapshot in FILE, written by "conclave snapshot save",
-  replacing the whole state of the servers (the key/value store). Keys
-  written since the snapshot was taken are lost. The file is streamed to
-  the agent, which answers once the servers have restored it.
+  Restores the snapshot in FILE, written by "conclave snapshot save" or
+  "consul snapshot save" against Conclave, replacing the whole state of the
+  servers. Keys written since the snapshot was taken are lost. The file is
+  streamed to the agent, which checks it in full (an archive's checksums
+  and sizes, then the state stream) and answers once the servers have
+  restored it. The plain snapshot files of earlier Conclave releases
+  restore too.
 
       $ conclave snapshot restore backup.snap
       Restored snapshot

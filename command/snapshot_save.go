@@ -3,10 +3,12 @@ package command
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/consensus"
 )
 
 // SnapshotSaveCommand is "conclave snapshot save": it saves a snapshot of
@@ -18,21 +20,31 @@ type SnapshotSaveCommand struct {
 const snapshotSaveHelp = `
 Usage: conclave snapshot save [options] FILE
 
-  Saves a point-in-time snapshot of the servers' state (the key/value
-  store) to FILE, for "conclave snapshot restore". The snapshot is written
-  to FILE.tmp as it arrives, checked, then renamed to FILE, so FILE is
-  never left half-written. It is created readable by its owner only.
+  Saves a point-in-time snapshot of the servers' state (every table of the
+  state store) to FILE, for "conclave snapshot restore" or "consul snapshot
+  restore". The file is an archive in Consul's format: a gzip'd tar of
+  meta.json, state.bin and SHA256SUMS. The snapshot is written to FILE.tmp
+  as it arrives, checked, then renamed to FILE, so FILE is never left
+  half-written. It is created readable by its owner only.
 
       $ conclave snapshot save backup.snap
       Saved and verified snapshot to index 8419
 
-  The saved file is read back and verified: its header and the checksum
-  that ends it must be intact, so a snapshot cut short or damaged on the
-  way is an error. A snapshot in a format version this conclave does not
-  know, written by a newer agent, is saved unchecked with a warning, and
-  the message says "Saved snapshot" instead.
+  The saved file is read back and verified: the archive's checksums and
+  sizes, then the state stream inside it, so a snapshot cut short or
+  damaged on the way is an error. A snapshot in a format version this
+  conclave does not know, written by a newer agent, is saved unchecked with
+  a warning, and the message says "Saved snapshot" instead. (An agent of an
+  earlier release sends its plain snapshot stream; it is saved and checked
+  as such.)
 
   Exit codes: 0 when the snapshot was saved, 1 on error.
+
+Options:
+
+  -stale
+     Let any server answer from its own state, without a leader. The
+     snapshot may lag the leader's. Default: the leader answers.
 ` + httpOptionsHelp
 
 // Help returns the usage text of the snapshot save command.
@@ -48,6 +60,8 @@ func (c *SnapshotSaveCommand) Synopsis() string {
 // Run saves the snapshot and returns the exit code.
 func (c *SnapshotSaveCommand) Run(args []string) int {
 	fs := c.FlagSet("snapshot save", c.Help())
+	var stale bool
+	fs.BoolVar(&stale, "stale", false, "")
 	var file string
 	client, ok := c.Setup(fs, args, func() bool {
 		var ok bool
@@ -73,7 +87,11 @@ func (c *SnapshotSaveCommand) Run(args []string) int {
 		}
 	}()
 
-	index, err := client.SnapshotSave(f)
+	save := client.SnapshotSave
+	if stale {
+		save = client.SnapshotSaveStale
+	}
+	index, err := save(f)
 	if err != nil {
 		c.Ui.Error("Error saving snapshot: " + err.Error())
 		return 1
@@ -93,7 +111,7 @@ func (c *SnapshotSaveCommand) Run(args []string) int {
 	// change the 200 it has sent, so this is also how such a failure shows.
 	verified, err := verifySnapshotFile(tmp)
 	switch {
-	case errors.Is(err, api.ErrSnapshotVersion):
+	case errors.Is(err, api.ErrSnapshotVersion), errors.Is(err, consensus.ErrSnapshotTooNew):
 		c.Ui.Warn(fmt.Sprintf("Warning: cannot verify the snapshot: %v", err))
 	case err != nil:
 		c.Ui.Error("Error verifying snapshot file: " + err.Error())
@@ -113,15 +131,27 @@ func (c *SnapshotSaveCommand) Run(args []string) int {
 	return 0
 }
 
-// verifySnapshotFile checks the snapshot file at path with
-// api.VerifySnapshot. It reports whether the file was verified: not when
-// its format version is unknown, which the error then says.
+// verifySnapshotFile checks the snapshot file at path: an archive with
+// inspectSnapshotFile, a plain stream (from an agent of an earlier
+// release) with api.VerifySnapshot. It reports whether the file was
+// verified: not when its format version is unknown, which the error then
+// says.
 func verifySnapshotFile(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	prefix := make([]byte, 2)
+	if n, _ := io.ReadFull(f, prefix); consensus.IsArchive(prefix[:n]) {
+		if _, err := inspectSnapshotFile(path); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
 	if err := api.VerifySnapshot(f); err != nil {
 		return false, err
 	}

@@ -33,6 +33,11 @@ func newSnapshotSaveCommand(t *testing.T, routes map[string]reply) (*cli.MockUi,
 }
 
 func TestSnapshotSaveCommand(t *testing.T) {
+	archivePath, _ := writeTestArchive(t, t.TempDir())
+	archived, err := os.ReadFile(archivePath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name       string
 		snap       []byte
@@ -42,6 +47,11 @@ func TestSnapshotSaveCommand(t *testing.T) {
 		{
 			name:    "verified",
 			snap:    testSnapshot(1, snapshotBody),
+			wantOut: "Saved and verified snapshot to index 8419\n",
+		},
+		{
+			name:    "archive",
+			snap:    archived,
 			wantOut: "Saved and verified snapshot to index 8419\n",
 		},
 		{
@@ -102,6 +112,11 @@ func TestSnapshotSaveCommand_errors(t *testing.T) {
 	snap := testSnapshot(1, snapshotBody)
 	altered := bytes.Clone(snap)
 	altered[12] ^= 0x01
+	archivePath, _ := writeTestArchive(t, t.TempDir())
+	archived, err := os.ReadFile(archivePath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name       string
 		snap       []byte
@@ -121,6 +136,11 @@ func TestSnapshotSaveCommand_errors(t *testing.T) {
 			name:       "altered",
 			snap:       altered,
 			wantPrefix: "Error verifying snapshot file: corrupt snapshot: checksum ",
+		},
+		{
+			name:       "archive cut short",
+			snap:       archived[:len(archived)-9],
+			wantPrefix: "Error verifying snapshot file: corrupt snapshot: read snapshot archive: ",
 		},
 		{
 			name:       "empty",

@@ -132,6 +132,11 @@ type AutopilotOptions struct {
 	StabilizationTime time.Duration
 	// Logger is the parent logger. Optional.
 	Logger hclog.Logger
+	// Stored returns the replicated autopilot configuration, false when
+	// none is stored. Optional: without it, or while it returns false,
+	// autopilot runs with DefaultAutopilotConfig. Only its
+	// LastContactThreshold and MaxTrailingLogs take effect (libraryConfig).
+	Stored func() (AutopilotConfig, bool)
 }
 
 // Autopilot runs raft-autopilot on a read-only view of a node's Raft.
@@ -157,16 +162,14 @@ func newAutopilot(r RaftReader, cfg AutopilotOptions, opts ...autopilot.Option) 
 		cfg.StabilizationTime = defaultStabilizationTime
 	}
 	ar := &autopilotRaft{view: r}
+	defaults := DefaultAutopilotConfig(cfg.Multiplier)
+	defaults.ServerStabilizationTime = cfg.StabilizationTime
 	d := &autopilotApp{
 		view:     r,
 		delegate: cfg.Delegate,
 		logger:   cfg.Logger,
-		config: &autopilot.Config{
-			CleanupDeadServers:      false,
-			LastContactThreshold:    LastContactThreshold(cfg.Multiplier),
-			MaxTrailingLogs:         MaxTrailingLogs,
-			ServerStabilizationTime: cfg.StabilizationTime,
-		},
+		config:   libraryConfig(defaults),
+		stored:   cfg.Stored,
 	}
 	opts = append([]autopilot.Option{
 		autopilot.WithLogger(cfg.Logger),
@@ -225,9 +228,10 @@ type autopilotApp struct {
 	delegate AutopilotDelegate
 	logger   hclog.Logger
 	config   *autopilot.Config
+	stored   func() (AutopilotConfig, bool)
 }
 
-func (d *autopilotApp) AutopilotConfig() *autopilot.Config { return d.config }
+func (d *autopilotApp) AutopilotConfig() *autopilot.Config { return d.currentConfig() }
 
 func (d *autopilotApp) KnownServers() map[raft.ServerID]*autopilot.Server {
 	_, leaderID := d.view.Leader()

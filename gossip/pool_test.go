@@ -310,6 +310,16 @@ func TestParseServer(t *testing.T) {
 	}{
 		{name: "client", tags: with(map[string]string{TagRole: RoleClient})},
 		{name: "no role", tags: with(nil, TagRole)},
+		{name: "old client role", tags: with(map[string]string{TagRole: "client"})},
+		{
+			name: "server of an earlier release",
+			tags: with(map[string]string{TagRole: legacyRoleServer}),
+			want: ServerInfo{
+				Name: "s1", ID: "9f2c-id", Datacenter: "dc1", Addr: ip, RaftPort: 8300, HTTPPort: 8500,
+				Expect: 3, Bootstrap: true, HasState: true, Version: "1.2.3", Status: StatusAlive,
+			},
+			wantOK: true,
+		},
 		{name: "missing port", tags: with(nil, TagRaftPort)},
 		{name: "port not a number", tags: with(map[string]string{TagRaftPort: "http"})},
 		{name: "port zero", tags: with(map[string]string{TagRaftPort: "0"})},

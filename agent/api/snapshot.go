@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,12 +48,23 @@ var (
 // overall timeout: the request fails when the agent sends nothing for 2
 // minutes before the body starts, or for 30 seconds within it.
 func (c *Client) SnapshotSave(w io.Writer) (index uint64, err error) {
+	return c.snapshotSave(w, nil)
+}
+
+// SnapshotSaveStale is SnapshotSave answered by any server from its own
+// state (?stale), which works without a leader; the snapshot may lag the
+// leader's.
+func (c *Client) SnapshotSaveStale(w io.Writer) (index uint64, err error) {
+	return c.snapshotSave(w, url.Values{"stale": {""}})
+}
+
+func (c *Client) snapshotSave(w io.Writer, query url.Values) (index uint64, err error) {
 	// The agent takes the snapshot before it answers: allow workTimeout
 	// for that, then stallTimeout between reads of the body.
 	wd, ctx := newWatchdog(c.stallTimeout)
 	defer wd.stop()
 	wd.wait(c.workTimeout)
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/snapshot", nil, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/snapshot", query, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -48,7 +48,7 @@ func MemberStatusString(s int) string {
 
 // Member tag keys set by Conclave agents.
 const (
-	TagRole      = "role"       // "server" or "client"
+	TagRole      = "role"       // RoleServer or RoleClient (Consul's values)
 	TagID        = "id"         // node ID (UUID), the Raft server ID
 	TagDC        = "dc"         // datacenter
 	TagRaftPort  = "port"       // Raft RPC port
@@ -57,7 +57,28 @@ const (
 	TagVersion   = "build"      // Conclave version
 	TagRaftState = "raft_state" // "1" when the server has Raft state
 	TagBootstrap = "bootstrap"  // "1" when bootstrap = true
+	TagProtocol  = "vsn"        // agent protocol version, Consul's
 )
+
+// Role tag values, Consul's: a server is "consul", a client agent "node".
+// Servers of Conclave releases before these said "server".
+const (
+	RoleServer       = "consul"
+	RoleClient       = "node"
+	RoleLegacyServer = "server"
+)
+
+// MemberType is a member's type as Consul's members command prints it:
+// "server" for a server, "client" for a client agent, "unknown" otherwise.
+func MemberType(m *Member) string {
+	switch m.Tags[TagRole] {
+	case RoleServer, RoleLegacyServer:
+		return "server"
+	case RoleClient, "client":
+		return "client"
+	}
+	return "unknown"
+}
 
 // RaftServer is one server in the Raft configuration.
 type RaftServer struct {
@@ -67,6 +88,10 @@ type RaftServer struct {
 	Leader          bool
 	Voter           bool
 	ProtocolVersion string
+	// LastIndex is the server's last log index in the leader's autopilot
+	// view, as Consul reports it; 0 when the answer came from a server
+	// that is not the leader (?stale) or before the view's first round.
+	LastIndex uint64
 }
 
 // RaftConfiguration is the answer of GET /v1/operator/raft/configuration.

@@ -23,7 +23,21 @@ func toAPIMember(m gossip.Member) api.Member {
 	}
 }
 
-func (s *Service) agentMembers(w http.ResponseWriter, _ *http.Request) {
+// notSupported answers 400 when r carries a query parameter Conclave
+// cannot honour (Consul's WAN pool, force-leave's prune), so that it is not
+// silently ignored; it reports whether it answered.
+func notSupported(w http.ResponseWriter, r *http.Request, param, what string) bool {
+	if _, ok := r.URL.Query()[param]; !ok {
+		return false
+	}
+	httpError(w, http.StatusBadRequest, fmt.Sprintf("?%s: %s is not supported by Conclave", param, what))
+	return true
+}
+
+func (s *Service) agentMembers(w http.ResponseWriter, r *http.Request) {
+	if notSupported(w, r, "wan", "the WAN gossip pool") {
+		return
+	}
 	members := s.cfg.Pool.Members()
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	out := make([]api.Member, 0, len(members))
@@ -42,20 +56,19 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 			ClusterID: c.Identity().ClusterID,
 		},
 		Member: toAPIMember(c.Pool.LocalMember()),
-		Stats: map[string]map[string]string{
-			"agent": {
-				"server":     strconv.FormatBool(c.Server),
-				"node_id":    c.ID,
-				"http_addr":  c.Agent.HTTPAddr(),
-				"https_addr": c.HTTPSAddr,
-				"version":    c.Version,
-				"bootstrap":  c.Bootstrap.Status().State,
-			},
-			"serf_lan": c.Pool.Stats(),
-		},
+		// Consul's sections (build, consul, raft, runtime, serf_lan), then
+		// Conclave's agent section.
+		Stats: s.consulInfoSections(),
+	}
+	self.Stats["agent"] = map[string]string{
+		"server":     strconv.FormatBool(c.Server),
+		"node_id":    c.ID,
+		"http_addr":  c.Agent.HTTPAddr(),
+		"https_addr": c.HTTPSAddr,
+		"version":    c.Version,
+		"bootstrap":  c.Bootstrap.Status().State,
 	}
 	if s.store != nil {
-		self.Stats["raft"] = s.store.Stats()
 		leader, _ := s.store.Leader()
 		self.Stats["agent"]["leader_addr"] = leader
 		self.Stats["agent"]["raft_addr"] = s.store.RaftAddr()
@@ -64,6 +77,9 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Service) agentJoin(w http.ResponseWriter, r *http.Request) {
+	if notSupported(w, r, "wan", "joining the WAN gossip pool") {
+		return
+	}
 	addr := r.PathValue("address")
 	if addr == "" {
 		httpError(w, http.StatusBadRequest, "missing address to join")
@@ -99,6 +115,9 @@ func (s *Service) agentLeave(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Service) agentForceLeave(w http.ResponseWriter, r *http.Request) {
+	if notSupported(w, r, "prune", "pruning a member at once") {
+		return
+	}
 	node := r.PathValue("node")
 	if err := s.cfg.Pool.ForceLeave(node); err != nil {
 		httpError(w, http.StatusInternalServerError, fmt.Sprintf("force-leave %s: %v", node, err))

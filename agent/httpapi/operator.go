@@ -29,20 +29,34 @@ func (s *Service) raftConfiguration(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	_, leaderID := s.store.Leader()
+	// Each server's last index, from the leader's autopilot view, as
+	// Consul reports it; a follower answering ?stale has none.
+	lastIndex := make(map[string]uint64)
+	if s.cfg.Autopilot != nil && s.store.IsLeader() {
+		if st := s.cfg.Autopilot.State(); st != nil {
+			for _, srv := range st.Servers {
+				lastIndex[srv.ID] = srv.Stats.LastIndex
+			}
+		}
+	}
 	out := api.RaftConfiguration{Servers: []*api.RaftServer{}, Index: index}
 	for _, srv := range servers {
 		out.Servers = append(out.Servers, &api.RaftServer{
 			ID: srv.ID, Node: names[srv.ID], Address: srv.Address,
 			Leader: srv.ID == leaderID, Voter: srv.Voter, ProtocolVersion: "3",
+			LastIndex: lastIndex[srv.ID],
 		})
 	}
 	writeJSON(w, out)
 }
 
+// raftRemovePeer removes a server from the Raft configuration, named by
+// ?id= or, as Consul's remove-peer -address, by ?address= (ip:port).
 func (s *Service) raftRemovePeer(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("id")
-	if id == "" {
-		httpError(w, http.StatusBadRequest, "Must specify ?id with the server ID to remove")
+	q := r.URL.Query()
+	id, addr := q.Get("id"), q.Get("address")
+	if (id == "") == (addr == "") {
+		httpError(w, http.StatusBadRequest, "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove")
 		return
 	}
 	servers, _, err := s.store.Configuration()
@@ -52,9 +66,16 @@ func (s *Service) raftRemovePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	found := false
 	for _, srv := range servers {
-		found = found || srv.ID == id
+		if addr != "" && srv.Address == addr {
+			id, found = srv.ID, true
+		}
+		found = found || (addr == "" && srv.ID == id)
 	}
-	if !found {
+	switch {
+	case !found && addr != "":
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("address %q was not found in the Raft configuration", addr))
+		return
+	case !found:
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("id %q was not found in the Raft configuration", id))
 		return
 	}
@@ -65,6 +86,52 @@ func (s *Service) raftRemovePeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, nil)
+}
+
+// raftTransferLeader hands leadership on, as Consul's
+// /v1/operator/raft/transfer-leader: to the voter ?id= names, or to the
+// one Raft finds most up to date. It answers {"Success":true} once this
+// server has stepped down.
+func (s *Service) raftTransferLeader(w http.ResponseWriter, r *http.Request) {
+	id, addr := r.URL.Query().Get("id"), ""
+	servers, _, err := s.store.Configuration()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	voters := 0
+	for _, srv := range servers {
+		if srv.Voter {
+			voters++
+		}
+		if id != "" && srv.ID == id {
+			if !srv.Voter {
+				httpError(w, http.StatusBadRequest, fmt.Sprintf("id %q is not a voter", id))
+				return
+			}
+			addr = srv.Address
+		}
+	}
+	_, self := s.store.Leader()
+	switch {
+	case id != "" && addr == "":
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("id %q was not found in the Raft configuration", id))
+		return
+	case id != "" && id == self:
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("id %q is already the leader", id))
+		return
+	case voters < 2:
+		httpError(w, http.StatusBadRequest, "Cannot transfer leadership: there is no other voter")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.store.TransferLeadership(ctx, id, addr); err != nil {
+		httpError(w, http.StatusInternalServerError, "Failed to transfer leadership: "+err.Error())
+		return
+	}
+	s.logger.Info("leadership transferred", "to", id)
+	writeJSON(w, api.TransferLeaderResponse{Success: true})
 }
 
 func (s *Service) operatorBootstrap(w http.ResponseWriter, _ *http.Request) {

@@ -65,6 +65,20 @@ func (s *Service) toServer(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// datacenter refuses a request for another datacenter (?dc=), as Consul
+// answers when it knows no path there: Conclave has no WAN federation, so
+// it could only answer from this one, which would be wrong. ?dc naming
+// this datacenter, or empty, is served.
+func (s *Service) datacenter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.cfg.Datacenter {
+			httpError(w, http.StatusInternalServerError, "No path to datacenter")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // recoverer turns a panic in a handler into a 500, so no request can take
 // the agent down.
 func recoverer(h http.Handler) http.Handler {

@@ -61,6 +61,7 @@ func (s *Service) routes() []route {
 		{"GET", "/v1/agent/health", anyAgent, public, s.agentHealth},
 		{"GET", "/v1/agent/members", anyAgent, public, s.agentMembers},
 		{"GET", "/v1/agent/self", anyAgent, public, s.agentSelf},
+		{"GET", "/v1/agent/monitor", anyAgent, public, s.agentMonitor},
 		{"PUT", "/v1/agent/join/{address...}", anyAgent, public, s.agentJoin},
 		{"PUT", "/v1/agent/leave", anyAgent, public, s.agentLeave},
 		{"PUT", "/v1/agent/force-leave/{node}", anyAgent, public, s.agentForceLeave},
@@ -68,7 +69,13 @@ func (s *Service) routes() []route {
 
 		{"GET", "/v1/operator/raft/configuration", leaderOrStale, both, s.raftConfiguration},
 		{"DELETE", "/v1/operator/raft/peer", leader, both, s.raftRemovePeer},
+		// Consul's client sends POST, its docs say PUT: both are served.
+		{"PUT", "/v1/operator/raft/transfer-leader", leader, both, s.raftTransferLeader},
+		{"POST", "/v1/operator/raft/transfer-leader", leader, both, s.raftTransferLeader},
 		{"GET", "/v1/operator/autopilot/health", leader, both, s.autopilotHealth},
+		{"GET", "/v1/operator/autopilot/configuration", leaderOrStale, both, s.autopilotGetConfig},
+		{"PUT", "/v1/operator/autopilot/configuration", leader, both, s.autopilotSetConfig},
+		{"GET", "/v1/operator/autopilot/state", leader, both, s.autopilotState},
 		{"GET", "/v1/operator/bootstrap", anyAgent, public, s.operatorBootstrap},
 		{"GET", "/v1/operator/discover", anyAgent, public, s.discover},
 		// Security state. ACL: Consul's keyring rule, read to list and write
@@ -121,7 +128,8 @@ func (s *Service) Public() http.Handler { return s.handler(public) }
 func (s *Service) Internal() http.Handler { return s.handler(internal) }
 
 // handler builds the mux of the routes served on p, each behind its body
-// limit and its placement, and the whole behind recovery.
+// limit and its placement, and the whole behind the datacenter check and
+// recovery.
 func (s *Service) handler(p port) http.Handler {
 	mux := http.NewServeMux()
 	kv := make(map[string]http.HandlerFunc)
@@ -139,7 +147,7 @@ func (s *Service) handler(p port) http.Handler {
 			mux.HandleFunc(rt.method+" "+rt.pattern, h)
 		}
 	}
-	return recoverer(kvRouter(kv, mux))
+	return recoverer(s.datacenter(kvRouter(kv, mux)))
 }
 
 // kvRouter sends /v1/kv requests to their handlers (by method) before

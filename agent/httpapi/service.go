@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,6 +27,7 @@ type Store interface {
 	RaftAddr() string
 	Configuration() ([]consensus.Server, uint64, error)
 	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id, addr string) error
 
 	View() consensus.View
 	WaitKey(ctx context.Context, key string, minIndex uint64) (consensus.View, error)
@@ -35,6 +37,8 @@ type Store interface {
 	MaxValueSize() int
 	SaveSnapshot(w io.Writer) (consensus.SnapshotInfo, error)
 	RestoreSnapshot(ctx context.Context, r io.Reader) (consensus.SnapshotInfo, error)
+	SaveArchive(w io.Writer) (consensus.SnapshotInfo, error)
+	RestoreArchive(ctx context.Context, r io.Reader) (consensus.SnapshotInfo, error)
 }
 
 // Pool is the part of gossip.Pool the API uses.
@@ -91,6 +95,9 @@ type Config struct {
 	// Server is true on a server; BootstrapExpect is its bootstrap_expect.
 	Server          bool
 	BootstrapExpect int
+	// BootstrapMode is the server's bootstrap = true, reported as
+	// consul.bootstrap in /v1/agent/self.
+	BootstrapMode bool
 	// EnableDebug serves Go's profiles under /debug/pprof/.
 	EnableDebug bool
 	// RaftMultiplier sets the rollout gate's last-contact threshold.
@@ -104,6 +111,9 @@ type Config struct {
 	HTTPSAddr string
 	// Logger is the parent logger. Required.
 	Logger hclog.Logger
+	// Logs is the agent's root logger as an hclog.InterceptLogger, whose
+	// lines /v1/agent/monitor streams; nil answers the monitor with 500.
+	Logs LogSinks
 
 	Agent     Agent
 	Pool      Pool
@@ -145,6 +155,10 @@ type Service struct {
 	store  Store // nil on a client
 	logger hclog.Logger
 	disc   *discoverer
+
+	// closed is closed by Close, which ends the streaming handlers.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the API of the agent cfg describes.
@@ -154,5 +168,8 @@ func New(cfg Config) *Service {
 		id, dc := cfg.ID, cfg.Datacenter
 		cfg.Identity = func() cluster.Identity { return cluster.Identity{NodeID: id, Datacenter: dc} }
 	}
-	return &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover"))}
+	return &Service{
+		cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover")),
+		closed: make(chan struct{}),
+	}
 }

@@ -55,7 +55,7 @@ func bootstrappers(t *testing.T, nodes ...*Node) []string {
 	return out
 }
 
-var peerRow = regexp.MustCompile(`^(\S+)\s+([0-9a-f-]{36})\s+(127\.\d+\.\d+\.\d+:\d+)\s+(leader|follower)\s+(true|false)\s*$`)
+var peerRow = regexp.MustCompile(`^(\S+)\s+([0-9a-f-]{36})\s+(127\.\d+\.\d+\.\d+:\d+)\s+(leader|follower)\s+(true|false)\s+(\d+|-)\s+(\d+ commits|-)\s*$`)
 
 // listPeers runs `conclave operator raft list-peers` and returns the rows
 // by node name as "state voter".

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -41,8 +42,12 @@ func TestConsulClientCompatibility(t *testing.T) {
 	var names []string
 	for _, m := range members {
 		names = append(names, m.Name)
-		if m.Status != 1 /* serf.StatusAlive */ || m.Tags["role"] != "server" || m.Port == 0 {
+		if m.Status != 1 /* serf.StatusAlive */ || m.Tags["role"] != "consul" || m.Port == 0 {
 			t.Errorf("member %+v: want an alive server with a port", m)
+		}
+		// What Consul's members command reads: the protocol, build and dc.
+		if m.Tags["vsn"] != "2" || m.Tags["build"] == "" || m.Tags["dc"] != "dc1" || m.Tags["id"] == "" || m.Tags["port"] == "" {
+			t.Errorf("member %s tags %v: want Consul's vsn, build, dc, id and port", m.Name, m.Tags)
 		}
 	}
 	sort.Strings(names)
@@ -53,6 +58,19 @@ func TestConsulClientCompatibility(t *testing.T) {
 	self, err := client.Agent().Self()
 	if err != nil || self["Config"]["NodeName"] != "cc1" {
 		t.Errorf("Agent().Self() = %v, %v; want Config.NodeName cc1", self["Config"], err)
+	}
+	// The sections consul info prints.
+	stats := self["Stats"]
+	for _, section := range []string{"agent", "build", "consul", "raft", "runtime", "serf_lan"} {
+		if m, ok := stats[section].(map[string]any); !ok || len(m) == 0 {
+			t.Errorf("Agent().Self() Stats[%s] = %v, want a section", section, stats[section])
+		}
+	}
+	if c, _ := stats["consul"].(map[string]any); c["server"] != "true" || c["known_servers"] != "3" || (c["leader"] != "true" && c["leader"] != "false") {
+		t.Errorf("Agent().Self() Stats[consul] = %v, want server true, 3 known servers, leader", c)
+	}
+	if sl, _ := stats["serf_lan"].(map[string]any); sl["members"] != "3" {
+		t.Errorf("Agent().Self() Stats[serf_lan] = %v, want 3 members", sl)
 	}
 
 	conf, err := client.Operator().RaftGetConfiguration(nil)
@@ -71,6 +89,20 @@ func TestConsulClientCompatibility(t *testing.T) {
 	if len(conf.Servers) != 3 || leaders != 1 {
 		t.Errorf("RaftGetConfiguration: %d servers, %d leaders; want 3 and 1", len(conf.Servers), leaders)
 	}
+	// Each server's last index, from the leader's autopilot view, so that
+	// consul operator raft list-peers shows Commit Index.
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		conf, err := client.Operator().RaftGetConfiguration(nil)
+		if err != nil {
+			return err
+		}
+		for _, s := range conf.Servers {
+			if s.LastIndex == 0 {
+				return fmt.Errorf("raft server %s: LastIndex 0, want the leader's view of its log", s.Node)
+			}
+		}
+		return nil
+	})
 	staleConf, err := client.Operator().RaftGetConfiguration(&consul.QueryOptions{AllowStale: true})
 	if err != nil || len(staleConf.Servers) != 3 {
 		t.Errorf("RaftGetConfiguration(stale) = %v, %v", staleConf, err)

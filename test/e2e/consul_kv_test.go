@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -253,6 +256,20 @@ func TestConsulClientKV(t *testing.T) {
 			t.Fatalf("read snapshot: %d bytes, %v", len(snap), err)
 		}
 		t.Logf("snapshot: %d bytes at index %d", len(snap), meta.LastIndex)
+		// What consul snapshot save verifies and inspect reads: Consul's
+		// archive, its meta.json describing state.bin.
+		files := archiveFiles(t, snap)
+		var sm struct {
+			ID          string
+			Index, Term uint64
+			Size        int64
+		}
+		if err := json.Unmarshal(files["meta.json"], &sm); err != nil {
+			t.Fatalf("meta.json: %v", err)
+		}
+		if sm.ID == "" || sm.Index == 0 || sm.Term == 0 || sm.Size != int64(len(files["state.bin"])) || len(files["SHA256SUMS"]) == 0 {
+			t.Errorf("archive meta.json = %+v with a state.bin of %d bytes; want an ID, index, term and its size", sm, len(files["state.bin"]))
+		}
 
 		// Change everything the snapshot holds, and add a key it does not.
 		if _, err := kv.Put(&consul.KVPair{Key: "snap/a", Value: []byte("changed")}, nil); err != nil {
@@ -297,6 +314,42 @@ func TestConsulClientKV(t *testing.T) {
 		}
 		if v, _, err := value(clients[nodes[2]], "snap/after", nil); err != nil || v != "ok" {
 			t.Errorf("Get(snap/after) = %q, %v; want ok", v, err)
+		}
+	})
+
+	t.Run("Snapshot Restore refuses a damaged archive, takes an old plain stream", func(t *testing.T) {
+		if _, err := kv.Put(&consul.KVPair{Key: "old/k", Value: []byte("old")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := clients[nodes[0]].Snapshot().Save(nil)
+		if err != nil {
+			t.Fatalf("Snapshot().Save: %v", err)
+		}
+		snap, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state stream alone is what conclave snapshot save wrote
+		// before archives.
+		plain := archiveFiles(t, snap)["state.bin"]
+		if _, err := kv.Put(&consul.KVPair{Key: "old/k", Value: []byte("new")}, nil); err != nil {
+			t.Fatal(err)
+		}
+
+		err = clients[followers[0]].Snapshot().Restore(nil, bytes.NewReader(changeStateByte(t, snap)))
+		if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("Restore(changed state.bin) = %v, want a 400 naming the checksum", err)
+		}
+		if v, _, _ := value(clients[nodes[0]], "old/k", &consul.QueryOptions{RequireConsistent: true}); v != "new" {
+			t.Errorf("old/k after a refused restore = %q, want new", v)
+		}
+
+		if err := clients[followers[0]].Snapshot().Restore(nil, bytes.NewReader(plain)); err != nil {
+			t.Fatalf("Restore(plain stream): %v", err)
+		}
+		if v, _, err := value(clients[nodes[0]], "old/k", &consul.QueryOptions{RequireConsistent: true}); err != nil || v != "old" {
+			t.Errorf("old/k after restoring the plain stream = %q, %v; want old", v, err)
 		}
 	})
 
@@ -354,4 +407,58 @@ func TestConsulClientKV(t *testing.T) {
 			t.Errorf("Put of 512 KiB + 1 = %v, want a 413 error", err)
 		}
 	})
+}
+
+// archiveFiles returns the files of a snapshot archive (gzip'd tar) by
+// name.
+func archiveFiles(t *testing.T, data []byte) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("snapshot is not gzip: %v", err)
+	}
+	tr := tar.NewReader(zr)
+	files := map[string][]byte{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("snapshot tar: %v", err)
+		}
+		if files[hdr.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatalf("snapshot tar %s: %v", hdr.Name, err)
+		}
+	}
+	for _, name := range []string{"meta.json", "state.bin", "SHA256SUMS"} {
+		if _, ok := files[name]; !ok {
+			t.Fatalf("snapshot archive has %v, want %s", slices.Collect(maps.Keys(files)), name)
+		}
+	}
+	return files
+}
+
+// changeStateByte returns the archive with one byte of state.bin changed,
+// compressed again: the sizes still agree, only the checksum does not.
+func changeStateByte(t *testing.T, data []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, []byte("CNCLVKV"))
+	if i < 0 {
+		t.Fatal("no state stream in the archive")
+	}
+	raw[i+10] ^= 0x01
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(raw)
+	zw.Close()
+	return out.Bytes()
 }
