@@ -62,11 +62,8 @@ func readSnapshotV1(r *snapReader, l *loader, info *SnapshotInfo) error {
 			if !inTombs {
 				inTombs, prev = true, nil
 			}
-			t := &tombstone{}
-			if t.Key, err = r.string("tombstone key"); err != nil {
-				return err
-			}
-			if err := r.uvarints("tombstone index", &t.Index); err != nil {
+			t, err := r.tombstoneV1()
+			if err != nil {
 				return err
 			}
 			if prev != nil && t.Key <= *prev {
@@ -77,19 +74,7 @@ func readSnapshotV1(r *snapReader, l *loader, info *SnapshotInfo) error {
 			info.Index = max(info.Index, t.Index)
 			l.insert(tableTombstones, t)
 		case recEnd:
-			var entries, tombs uint64
-			if err := r.uvarints("end record", &entries, &tombs); err != nil {
-				return err
-			}
-			if entries != uint64(info.Entries) || tombs != uint64(info.Tombstones) {
-				return corrupt("end record counts %d entries and %d tombstones, stream holds %d and %d",
-					entries, tombs, info.Entries, info.Tombstones)
-			}
-			entriesN, tombsN := info.Entries, info.Tombstones
-			info.count(tableIndex, indexRows)
-			info.count(tableKVs, entriesN)
-			info.count(tableTombstones, tombsN)
-			return nil
+			return r.endV1(info, indexRows)
 		default:
 			return corrupt("unknown record type %d at byte %d", tag, r.n-1)
 		}
@@ -113,4 +98,35 @@ func (r *snapReader) entryV1() (*Entry, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// tombstoneV1 reads a version 1 tombstone record after its tag.
+func (r *snapReader) tombstoneV1() (*tombstone, error) {
+	t := &tombstone{}
+	var err error
+	if t.Key, err = r.string("tombstone key"); err != nil {
+		return nil, err
+	}
+	if err := r.uvarints("tombstone index", &t.Index); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// endV1 reads a version 1 end record after its tag, checks its counts
+// against the records read, and counts the rows of each table.
+func (r *snapReader) endV1(info *SnapshotInfo, indexRows int) error {
+	var entries, tombs uint64
+	if err := r.uvarints("end record", &entries, &tombs); err != nil {
+		return err
+	}
+	if entries != uint64(info.Entries) || tombs != uint64(info.Tombstones) {
+		return corrupt("end record counts %d entries and %d tombstones, stream holds %d and %d",
+			entries, tombs, info.Entries, info.Tombstones)
+	}
+	entriesN, tombsN := info.Entries, info.Tombstones
+	info.count(tableIndex, indexRows)
+	info.count(tableKVs, entriesN)
+	info.count(tableTombstones, tombsN)
+	return nil
 }

@@ -201,26 +201,13 @@ func read(r io.Reader, stateTo io.Writer) (Meta, error) {
 		if err != nil {
 			return meta, streamError(err)
 		}
-		if seen[hdr.Name] {
-			return meta, fmt.Errorf("%w: %q appears twice", ErrUnexpectedFile, hdr.Name)
-		}
-		seen[hdr.Name] = true
-		if hdr.Typeflag != tar.TypeReg {
-			return meta, fmt.Errorf("%w: %q is not a regular file (tar type %q)", ErrUnexpectedFile, hdr.Name, hdr.Typeflag)
+		if err := checkHeader(seen, hdr); err != nil {
+			return meta, err
 		}
 		switch hdr.Name {
 		case metaFile:
-			b, err := readSmall(tr, hdr, maxMetaSize)
-			if err != nil {
+			if metaSum, err = readMeta(tr, hdr, &meta); err != nil {
 				return meta, err
-			}
-			sum := sha256.Sum256(b)
-			metaSum = sum[:]
-			if err := json.Unmarshal(b, &meta); err != nil {
-				return meta, fmt.Errorf("%w: %s: %v", ErrMeta, metaFile, err)
-			}
-			if meta.Size < 0 {
-				return meta, fmt.Errorf("%w: %s: negative Size %d", ErrMeta, metaFile, meta.Size)
 			}
 		case stateFile:
 			if seen[metaFile] && hdr.Size != meta.Size {
@@ -239,15 +226,7 @@ func read(r io.Reader, stateTo io.Writer) (Meta, error) {
 			return meta, fmt.Errorf("%w: %q", ErrUnexpectedFile, hdr.Name)
 		}
 	}
-	for _, name := range []string{metaFile, stateFile, sumsFile} {
-		if !seen[name] {
-			return meta, fmt.Errorf("%w: %s", ErrMissingFile, name)
-		}
-	}
-	if stateSize != meta.Size {
-		return meta, fmt.Errorf("%w: %s is %d bytes, but %s says Size %d", ErrSize, stateFile, stateSize, metaFile, meta.Size)
-	}
-	if err := verifySums(sums, map[string][]byte{metaFile: metaSum, stateFile: stateSum}); err != nil {
+	if err := checkParts(seen, meta.Size, stateSize, sums, map[string][]byte{metaFile: metaSum, stateFile: stateSum}); err != nil {
 		return meta, err
 	}
 	if err := finishGzip(gz); err != nil {
@@ -257,6 +236,49 @@ func read(r io.Reader, stateTo io.Writer) (Meta, error) {
 		return meta, fmt.Errorf("%w: data after the end of the gzip stream", ErrNotGzip)
 	}
 	return meta, nil
+}
+
+// checkHeader refuses a file that appeared before or is not a regular
+// file, and marks it seen.
+func checkHeader(seen map[string]bool, hdr *tar.Header) error {
+	if seen[hdr.Name] {
+		return fmt.Errorf("%w: %q appears twice", ErrUnexpectedFile, hdr.Name)
+	}
+	seen[hdr.Name] = true
+	if hdr.Typeflag != tar.TypeReg {
+		return fmt.Errorf("%w: %q is not a regular file (tar type %q)", ErrUnexpectedFile, hdr.Name, hdr.Typeflag)
+	}
+	return nil
+}
+
+// checkParts checks, once every file is read, that none is missing, that
+// the state has the meta's size, and the SHA256SUMS file against got.
+func checkParts(seen map[string]bool, metaSize, stateSize int64, sums []byte, got map[string][]byte) error {
+	for _, name := range []string{metaFile, stateFile, sumsFile} {
+		if !seen[name] {
+			return fmt.Errorf("%w: %s", ErrMissingFile, name)
+		}
+	}
+	if stateSize != metaSize {
+		return fmt.Errorf("%w: %s is %d bytes, but %s says Size %d", ErrSize, stateFile, stateSize, metaFile, metaSize)
+	}
+	return verifySums(sums, got)
+}
+
+// readMeta reads the meta file into meta and returns its SHA-256.
+func readMeta(tr *tar.Reader, hdr *tar.Header, meta *Meta) ([]byte, error) {
+	b, err := readSmall(tr, hdr, maxMetaSize)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	if err := json.Unmarshal(b, meta); err != nil {
+		return sum[:], fmt.Errorf("%w: %s: %v", ErrMeta, metaFile, err)
+	}
+	if meta.Size < 0 {
+		return sum[:], fmt.Errorf("%w: %s: negative Size %d", ErrMeta, metaFile, meta.Size)
+	}
+	return sum[:], nil
 }
 
 // readSmall reads the file hdr describes, refusing one larger than max.
