@@ -178,6 +178,18 @@ func (a *Agent) openConsensus() (err error) {
 	return err
 }
 
+// logStoreConfig turns the raft_logstore block into consensus's terms.
+func logStoreConfig(c config.RaftLogStore) consensus.LogStoreConfig {
+	return consensus.LogStoreConfig{
+		Backend:        consensus.Backend(c.Backend),
+		WALSegmentSize: c.WAL.SegmentSizeMB << 20,
+		Verification: consensus.VerificationConfig{
+			Enabled:  c.Verification.Enabled,
+			Interval: c.Verification.Interval,
+		},
+	}
+}
+
 // openGossip joins nothing yet: it starts this agent's gossip member with
 // the tags that say who it is.
 func (a *Agent) openGossip() (err error) {

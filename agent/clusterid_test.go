@@ -38,12 +38,12 @@ func TestClusterIDIsWrittenLearnedAndChecked(t *testing.T) {
 			return fmt.Errorf("no cluster ID in the state store yet")
 		}
 		id = meta.ClusterID
-		b, err := os.ReadFile(filepath.Join(dir, clusterIDFile))
+		b, err := os.ReadFile(filepath.Join(dir, cluster.ClusterIDFile))
 		if err != nil {
 			return err
 		}
 		if got := strings.TrimSpace(string(b)); got != id {
-			return fmt.Errorf("%s = %q, want %q", clusterIDFile, got, id)
+			return fmt.Errorf("%s = %q, want %q", cluster.ClusterIDFile, got, id)
 		}
 		if got := s1.pool.LocalMember().Tags[gossip.TagClusterID]; got != id {
 			return fmt.Errorf("cluster_id tag = %q, want %q", got, id)
@@ -76,7 +76,7 @@ func TestClusterIDIsWrittenLearnedAndChecked(t *testing.T) {
 	// Restarted alone, s1 replays its log at once: a single voter commits
 	// on its own.
 	other := uuid.NewString()
-	if err := os.WriteFile(filepath.Join(dir, clusterIDFile), []byte(other+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, cluster.ClusterIDFile), []byte(other+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	again := testAgent(t, "s1", func(c *config.Config) { c.Bootstrap = true; c.DataDir = dir })
@@ -86,7 +86,7 @@ func TestClusterIDIsWrittenLearnedAndChecked(t *testing.T) {
 		t.Fatal("a server whose cluster-id file names another cluster is still running")
 	}
 	err := again.Err()
-	for _, want := range []string{id, other, filepath.Join(dir, clusterIDFile)} {
+	for _, want := range []string{id, other, filepath.Join(dir, cluster.ClusterIDFile)} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Err() = %v, want it to name %s", err, want)
 		}
@@ -112,27 +112,13 @@ func TestFreshServerLearnsTheClusterID(t *testing.T) {
 		if got := s2.ClusterID(); got != id {
 			return fmt.Errorf("s2's cluster ID = %q, want %q", got, id)
 		}
-		b, err := os.ReadFile(filepath.Join(dir2, clusterIDFile))
+		b, err := os.ReadFile(filepath.Join(dir2, cluster.ClusterIDFile))
 		if err != nil || strings.TrimSpace(string(b)) != id {
-			return fmt.Errorf("s2's %s = %q, %v; want %q", clusterIDFile, b, err, id)
+			return fmt.Errorf("s2's %s = %q, %v; want %q", cluster.ClusterIDFile, b, err, id)
 		}
 		return nil
 	})
 
-}
-
-func TestReadClusterIDRefusesGarbage(t *testing.T) {
-	dir := t.TempDir()
-	if id, err := readClusterID(dir); id != "" || err != nil {
-		t.Errorf("readClusterID of an empty data_dir = %q, %v; want \"\", nil", id, err)
-	}
-	path := filepath.Join(dir, clusterIDFile)
-	if err := os.WriteFile(path, []byte("not-a-uuid\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readClusterID(dir); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("readClusterID of garbage = %v, want an error naming %s", err, path)
-	}
 }
 
 // TestRestoreWithoutClusterIDKeepsTheID: a snapshot of an earlier version

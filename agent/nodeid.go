@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/conclavehq/conclave/agent/cluster"
 )
 
 // nodeIDFile is the file in data_dir that holds the permanent node ID.
@@ -31,7 +33,7 @@ func loadOrCreateNodeID(dataDir string) (string, error) {
 		return "", fmt.Errorf("read node ID: %w", err)
 	}
 	id := uuid.NewString()
-	if err := writeFileOnce(path, id+"\n"); err != nil {
+	if err := cluster.WriteFileOnce(path, id+"\n"); err != nil {
 		return "", fmt.Errorf("write node ID %w", err)
 	}
 	return id, nil

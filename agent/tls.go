@@ -9,46 +9,13 @@ import (
 	"strings"
 
 	"github.com/conclavehq/conclave/agent/tlsutil"
-	"github.com/conclavehq/conclave/config"
 )
 
 // openTLS builds the TLS configurators of the server port and of the HTTPS
-// listener, reading their files. The server port speaks TLS when
-// tls.internal_rpc has a certificate or asks for a verification, as
-// Consul's does; a server then needs a certificate to serve it. HTTPS is
-// built only when ports.https is set and tls.https has a certificate
-// (config.Validate refuses the one without the other; a Config built by
-// hand, with a zero ports.https, gets no HTTPS).
+// listener (tlsutil.NewEndpoints), reading their files.
 func (a *Agent) openTLS() (err error) {
-	cfg := a.cfg
-	rpc := cfg.TLS.InternalRPC
-	if rpc.Enabled() || rpc.VerifyIncoming || rpc.VerifyOutgoing {
-		if cfg.Server && !rpc.Enabled() {
-			return errors.New("tls.internal_rpc: a server needs cert_file and key_file to serve the server port over TLS")
-		}
-		if a.rpcTLS, err = tlsutil.New(tlsConfig(rpc, cfg.Datacenter)); err != nil {
-			return fmt.Errorf("tls.internal_rpc: %w", err)
-		}
-	}
-	if cfg.Ports.HTTPS >= 0 && cfg.TLS.HTTPS.Enabled() {
-		https := cfg.TLS.HTTPS
-		https.VerifyServerHostname = false
-		if a.httpsTLS, err = tlsutil.New(tlsConfig(https, cfg.Datacenter)); err != nil {
-			return fmt.Errorf("tls.https: %w", err)
-		}
-	}
-	return nil
-}
-
-// tlsConfig is t as tlsutil takes it.
-func tlsConfig(t config.TLSConfig, dc string) tlsutil.Config {
-	return tlsutil.Config{
-		CAFile: t.CAFile, CAPath: t.CAPath, CertFile: t.CertFile, KeyFile: t.KeyFile,
-		VerifyIncoming: t.VerifyIncoming, VerifyOutgoing: t.VerifyOutgoing,
-		VerifyServerHostname: t.VerifyServerHostname,
-		MinVersion:           t.MinVersion, CipherSuites: t.CipherSuites,
-		Datacenter: dc,
-	}
+	a.rpcTLS, a.httpsTLS, err = tlsutil.NewEndpoints(a.cfg)
+	return err
 }
 
 // listenHTTP binds the HTTP API's listeners on client_addr: plain HTTP
