@@ -292,10 +292,29 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	}
 	fromFile(b, f, "kv_max_value_size", r.KVMaxValueSize, &c.KVMaxValueSize)
 	fromFile(b, f, "enable_debug", r.EnableDebug, &c.EnableDebug)
+	if err := b.applyEncrypt(f); err != nil {
+		errs = append(errs, err)
+	}
+	if r.TLS != nil {
+		errs = append(errs, b.applyTLS(f, r.TLS)...)
+	}
+	if r.Limits != nil {
+		b.applyLimits(f, r.Limits)
+	}
+	if r.RaftLogStore != nil {
+		errs = append(errs, b.applyRaftLogStore(f, r.RaftLogStore)...)
+	}
+	return errs
+}
+
+// applyEncrypt applies a file's gossip encryption settings: encrypt, its
+// two verify settings and disable_keyring_file.
+func (b *builder) applyEncrypt(f *file) (err error) {
+	c, r := b.cfg, &f.raw
 	if r.Encrypt != nil {
-		key, err := ParseGossipKey(*r.Encrypt)
-		if err != nil {
-			errs = append(errs, f.origin("encrypt").error(true, "Invalid encrypt", gossipKeyRule+"; "+err.Error()+"."))
+		key, perr := ParseGossipKey(*r.Encrypt)
+		if perr != nil {
+			err = f.origin("encrypt").error(true, "Invalid encrypt", gossipKeyRule+"; "+perr.Error()+".")
 		} else {
 			fromFile(b, f, "encrypt", &key, &c.Encrypt)
 		}
@@ -303,30 +322,28 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	fromFile(b, f, "encrypt_verify_incoming", r.EncryptVerifyIn, &c.EncryptVerifyIncoming)
 	fromFile(b, f, "encrypt_verify_outgoing", r.EncryptVerifyOut, &c.EncryptVerifyOutgoing)
 	fromFile(b, f, "disable_keyring_file", r.DisableKeyringFile, &c.DisableKeyringFile)
-	if r.TLS != nil {
-		errs = append(errs, b.applyTLS(f, r.TLS)...)
-	}
-	if r.Limits != nil {
-		b.applyLimits(f, r.Limits)
-	}
-	if ls := r.RaftLogStore; ls != nil {
-		fromFile(b, f, "raft_logstore.backend", ls.Backend, &c.RaftLogStore.Backend)
-		if vr := ls.Verification; vr != nil {
-			fromFile(b, f, "raft_logstore.verification.enabled", vr.Enabled, &c.RaftLogStore.Verification.Enabled)
-			if vr.Interval != nil {
-				key := "raft_logstore.verification.interval"
-				d, err := time.ParseDuration(*vr.Interval)
-				if err != nil {
-					errs = append(errs, f.origin(key).error(true, "Invalid "+key,
-						fmt.Sprintf("%s must be a duration such as \"60s\", got %s.", key, quote(*vr.Interval))))
-				} else {
-					fromFile(b, f, key, &d, &c.RaftLogStore.Verification.Interval)
-				}
+	return err
+}
+
+// applyRaftLogStore applies a file's raft_logstore block.
+func (b *builder) applyRaftLogStore(f *file, ls *rawLogStore) (errs []error) {
+	c := b.cfg
+	fromFile(b, f, "raft_logstore.backend", ls.Backend, &c.RaftLogStore.Backend)
+	if vr := ls.Verification; vr != nil {
+		fromFile(b, f, "raft_logstore.verification.enabled", vr.Enabled, &c.RaftLogStore.Verification.Enabled)
+		if vr.Interval != nil {
+			key := "raft_logstore.verification.interval"
+			d, err := time.ParseDuration(*vr.Interval)
+			if err != nil {
+				errs = append(errs, f.origin(key).error(true, "Invalid "+key,
+					fmt.Sprintf("%s must be a duration such as \"60s\", got %s.", key, quote(*vr.Interval))))
+			} else {
+				fromFile(b, f, key, &d, &c.RaftLogStore.Verification.Interval)
 			}
 		}
-		if w := ls.WAL; w != nil {
-			fromFile(b, f, "raft_logstore.wal.segment_size_mb", w.SegmentSizeMB, &c.RaftLogStore.WAL.SegmentSizeMB)
-		}
+	}
+	if w := ls.WAL; w != nil {
+		fromFile(b, f, "raft_logstore.wal.segment_size_mb", w.SegmentSizeMB, &c.RaftLogStore.WAL.SegmentSizeMB)
 	}
 	return errs
 }
