@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/conclavehq/conclave/agent/api"
 )
 
 // KeyringCommand is "conclave keyring": it lists, installs, switches to
@@ -51,58 +53,16 @@ func (c *KeyringCommand) Run(args []string) int {
 	fs.StringVar(&install, "install", "", "")
 	fs.StringVar(&use, "use", "", "")
 	fs.StringVar(&remove, "remove", "", "")
-	client, ok := c.Setup(fs, args, func() bool {
-		n := 0
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "list", "list-primary", "install", "use", "remove":
-				n++
-			}
-		})
-		switch {
-		case n == 0:
-			c.Ui.Error("An action must be specified: -list, -list-primary, -install, -use or -remove")
-		case n > 1:
-			c.Ui.Error("Only a single action is allowed")
-		case fs.NArg() != 0:
-			c.Ui.Error("This command takes no arguments")
-		default:
-			return true
-		}
-		c.Ui.Error("")
-		c.Ui.Error(c.Help())
-		return false
-	})
+	client, ok := c.Setup(fs, args, func() bool { return c.oneAction(fs) })
 	if !ok {
 		return 1
 	}
 	switch {
 	case list || listPrimary:
 		c.Ui.Info("==> Gathering installed encryption keys...")
-		pools, err := client.KeyringList()
-		if err != nil {
+		if err := c.list(client, listPrimary); err != nil {
 			c.Ui.Error("error: " + err.Error())
 			return 1
-		}
-		for _, p := range pools {
-			name := p.Datacenter + " (LAN)"
-			if p.WAN {
-				name = "WAN"
-			}
-			c.Ui.Output("")
-			c.Ui.Output(name + ":")
-			keys := p.Keys
-			if listPrimary {
-				keys = p.PrimaryKeys
-			}
-			sorted := make([]string, 0, len(keys))
-			for k := range keys {
-				sorted = append(sorted, k)
-			}
-			sort.Strings(sorted)
-			for _, k := range sorted {
-				c.Ui.Output(fmt.Sprintf("  %s [%d/%d]", k, keys[k], p.NumNodes))
-			}
 		}
 	case install != "":
 		c.Ui.Info("==> Installing new gossip encryption key...")
@@ -128,4 +88,59 @@ func (c *KeyringCommand) Run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// list prints every pool's keys, sorted, with how many members hold each;
+// with listPrimary, each member's primary key only.
+func (c *KeyringCommand) list(client *api.Client, listPrimary bool) error {
+	pools, err := client.KeyringList()
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		name := p.Datacenter + " (LAN)"
+		if p.WAN {
+			name = "WAN"
+		}
+		c.Ui.Output("")
+		c.Ui.Output(name + ":")
+		keys := p.Keys
+		if listPrimary {
+			keys = p.PrimaryKeys
+		}
+		sorted := make([]string, 0, len(keys))
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		for _, k := range sorted {
+			c.Ui.Output(fmt.Sprintf("  %s [%d/%d]", k, keys[k], p.NumNodes))
+		}
+	}
+	return nil
+}
+
+// oneAction checks that exactly one action flag and no argument was
+// given, and prints the help when not.
+func (c *KeyringCommand) oneAction(fs *flag.FlagSet) bool {
+	n := 0
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "list", "list-primary", "install", "use", "remove":
+			n++
+		}
+	})
+	switch {
+	case n == 0:
+		c.Ui.Error("An action must be specified: -list, -list-primary, -install, -use or -remove")
+	case n > 1:
+		c.Ui.Error("Only a single action is allowed")
+	case fs.NArg() != 0:
+		c.Ui.Error("This command takes no arguments")
+	default:
+		return true
+	}
+	c.Ui.Error("")
+	c.Ui.Error(c.Help())
+	return false
 }

@@ -115,36 +115,9 @@ func (c *KVGetCommand) Run(args []string) int {
 			c.Ui.Output(k)
 		}
 	case recurse:
-		pairs, _, err := client.KVList(key, q)
-		if err != nil {
-			c.Ui.Error("Error querying Conclave agent: " + err.Error())
-			return 1
-		}
-		for i, p := range pairs {
-			switch {
-			case !detailed:
-				c.Ui.Output(p.Key + ":" + format(p.Value))
-			case i < len(pairs)-1:
-				c.Ui.Output(kvDetail(p, format) + "\n")
-			default:
-				c.Ui.Output(kvDetail(p, format))
-			}
-		}
+		return c.printTree(client, key, q, detailed, format)
 	default:
-		p, _, err := client.KVGet(key, q)
-		if err != nil {
-			c.Ui.Error("Error querying Conclave agent: " + err.Error())
-			return 1
-		}
-		if p == nil {
-			c.Ui.Error("Error! No key exists at: " + key)
-			return 1
-		}
-		if detailed {
-			c.Ui.Output(kvDetail(p, format))
-		} else {
-			c.Ui.Output(format(p.Value))
-		}
+		return c.printOne(client, key, q, detailed, format)
 	}
 	return 0
 }
@@ -181,4 +154,44 @@ func kvDetail(p *api.KVPair, format func([]byte) string) string {
 		fmt.Fprintf(&b, "%-*s%s", width, f[0], f[1])
 	}
 	return b.String()
+}
+
+// printTree prints every pair under prefix: key:value lines, or with
+// detailed each pair's fields, a blank line between pairs.
+func (c *KVGetCommand) printTree(client *api.Client, prefix string, q *api.QueryOptions, detailed bool, format func([]byte) string) int {
+	pairs, _, err := client.KVList(prefix, q)
+	if err != nil {
+		c.Ui.Error("Error querying Conclave agent: " + err.Error())
+		return 1
+	}
+	for i, p := range pairs {
+		switch {
+		case !detailed:
+			c.Ui.Output(p.Key + ":" + format(p.Value))
+		case i < len(pairs)-1:
+			c.Ui.Output(kvDetail(p, format) + "\n")
+		default:
+			c.Ui.Output(kvDetail(p, format))
+		}
+	}
+	return 0
+}
+
+// printOne prints the value of key, or with detailed its fields.
+func (c *KVGetCommand) printOne(client *api.Client, key string, q *api.QueryOptions, detailed bool, format func([]byte) string) int {
+	p, _, err := client.KVGet(key, q)
+	if err != nil {
+		c.Ui.Error("Error querying Conclave agent: " + err.Error())
+		return 1
+	}
+	if p == nil {
+		c.Ui.Error("Error! No key exists at: " + key)
+		return 1
+	}
+	if detailed {
+		c.Ui.Output(kvDetail(p, format))
+	} else {
+		c.Ui.Output(format(p.Value))
+	}
+	return 0
 }

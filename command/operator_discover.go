@@ -98,17 +98,8 @@ func (c *OperatorDiscoverCommand) Run(args []string) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	entries := fs.Args()
-	if len(entries) == 0 {
-		c.Ui.Error("Must specify at least one retry_join entry")
+	if !c.checkEntries(entries) {
 		return 1
-	}
-	for _, e := range entries {
-		// No entry starts with '-' (a host name cannot); flag stops at the
-		// first entry, so this is a flag given after one.
-		if strings.HasPrefix(e, "-") {
-			c.Ui.Error(fmt.Sprintf("Flag %s after an entry: give the options before the entries", e))
-			return 1
-		}
 	}
 	if err := checkFormat(format); err != nil {
 		c.Ui.Error(err.Error())
@@ -129,11 +120,6 @@ func (c *OperatorDiscoverCommand) Run(args []string) int {
 
 	var results []*api.DiscoverResult
 	if viaAgent {
-		client, err := c.Client()
-		if err != nil {
-			c.Ui.Error("Error creating client: " + err.Error())
-			return 1
-		}
 		// Unset flags leave the agent its own defaults: its gossip port.
 		if !set["port"] {
 			port = 0
@@ -141,8 +127,8 @@ func (c *OperatorDiscoverCommand) Run(args []string) int {
 		if !set["timeout"] {
 			timeout = 0
 		}
-		if results, err = client.Discover(entries, port, timeout); err != nil {
-			c.Ui.Error("Error resolving entries via the agent: " + err.Error())
+		var ok bool
+		if results, ok = c.viaAgent(entries, port, timeout); !ok {
 			return 1
 		}
 	} else {
@@ -153,20 +139,7 @@ func (c *OperatorDiscoverCommand) Run(args []string) int {
 		}
 	}
 
-	if format == formatJSON {
-		if err := outputJSON(c.Ui, results); err != nil {
-			c.Ui.Error(err.Error())
-			return 1
-		}
-	} else {
-		c.Ui.Output(discoverText(results))
-	}
-	for _, r := range results {
-		if r.Error != "" || len(r.Addrs) == 0 {
-			return 2
-		}
-	}
-	return 0
+	return c.output(format, results)
 }
 
 // resolveLocally explains each entry with a default discover.Resolver, as
@@ -250,4 +223,57 @@ func discoverText(results []*api.DiscoverResult) string {
 		}
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// checkEntries refuses an empty list of entries, and a flag given after
+// an entry, and prints why.
+func (c *OperatorDiscoverCommand) checkEntries(entries []string) bool {
+	if len(entries) == 0 {
+		c.Ui.Error("Must specify at least one retry_join entry")
+		return false
+	}
+	for _, e := range entries {
+		// No entry starts with '-' (a host name cannot); flag stops at the
+		// first entry, so this is a flag given after one.
+		if strings.HasPrefix(e, "-") {
+			c.Ui.Error(fmt.Sprintf("Flag %s after an entry: give the options before the entries", e))
+			return false
+		}
+	}
+	return true
+}
+
+// viaAgent asks the agent to resolve the entries; it prints what went
+// wrong when it could not.
+func (c *OperatorDiscoverCommand) viaAgent(entries []string, port int, timeout time.Duration) ([]*api.DiscoverResult, bool) {
+	client, err := c.Client()
+	if err != nil {
+		c.Ui.Error("Error creating client: " + err.Error())
+		return nil, false
+	}
+	results, err := client.Discover(entries, port, timeout)
+	if err != nil {
+		c.Ui.Error("Error resolving entries via the agent: " + err.Error())
+		return nil, false
+	}
+	return results, true
+}
+
+// output prints the results in format; the exit code is 2 when an entry
+// failed or found no address.
+func (c *OperatorDiscoverCommand) output(format string, results []*api.DiscoverResult) int {
+	if format == formatJSON {
+		if err := outputJSON(c.Ui, results); err != nil {
+			c.Ui.Error(err.Error())
+			return 1
+		}
+	} else {
+		c.Ui.Output(discoverText(results))
+	}
+	for _, r := range results {
+		if r.Error != "" || len(r.Addrs) == 0 {
+			return 2
+		}
+	}
+	return 0
 }

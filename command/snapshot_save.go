@@ -98,23 +98,15 @@ func (c *SnapshotSaveCommand) Run(args []string) int {
 	}
 	// Sync before the rename so that a crash cannot leave FILE in place but
 	// empty.
-	if err := f.Sync(); err != nil {
-		c.Ui.Error("Error writing snapshot file: " + err.Error())
-		return 1
-	}
-	if err := f.Close(); err != nil {
+	if err := syncClose(f); err != nil {
 		c.Ui.Error("Error writing snapshot file: " + err.Error())
 		return 1
 	}
 	// Read back what is on disk, not what went by: that is what a restore
 	// will read. An agent that fails halfway through a snapshot cannot
 	// change the 200 it has sent, so this is also how such a failure shows.
-	verified, err := verifySnapshotFile(tmp)
-	switch {
-	case errors.Is(err, api.ErrSnapshotVersion), errors.Is(err, consensus.ErrSnapshotTooNew):
-		c.Ui.Warn(fmt.Sprintf("Warning: cannot verify the snapshot: %v", err))
-	case err != nil:
-		c.Ui.Error("Error verifying snapshot file: " + err.Error())
+	verified, ok := c.verify(tmp)
+	if !ok {
 		return 1
 	}
 	if err := os.Rename(tmp, file); err != nil {
@@ -156,4 +148,27 @@ func verifySnapshotFile(path string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// syncClose syncs f and closes it. When the sync fails, f stays open.
+func syncClose(f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// verify reads the snapshot file at path back. A snapshot of a format this
+// command cannot read is only a warning (verified false, ok true); a
+// damaged one is an error (ok false), printed.
+func (c *SnapshotSaveCommand) verify(path string) (verified, ok bool) {
+	verified, err := verifySnapshotFile(path)
+	switch {
+	case errors.Is(err, api.ErrSnapshotVersion), errors.Is(err, consensus.ErrSnapshotTooNew):
+		c.Ui.Warn(fmt.Sprintf("Warning: cannot verify the snapshot: %v", err))
+	case err != nil:
+		c.Ui.Error("Error verifying snapshot file: " + err.Error())
+		return false, false
+	}
+	return verified, true
 }

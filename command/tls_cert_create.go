@@ -134,54 +134,10 @@ func (c *TLSCertCreateCommand) Run(args []string) int {
 		caKey = domain + "-agent-ca-key.pem"
 	}
 
-	kind := "client"
-	if server {
-		kind = "server"
-	}
-	name := kind + "." + dc + "." + domain
-	certFile, keyFile, err := freeCertNames(dc + "-" + kind + "-" + domain)
-	if err != nil {
-		c.Ui.Error("Error creating certificate: " + err.Error())
-		return 1
-	}
-	caPEM, err := os.ReadFile(ca)
-	if err != nil {
-		c.Ui.Error("Error reading CA certificate: " + err.Error())
-		return 1
-	}
-	caKeyPEM, err := os.ReadFile(caKey)
-	if err != nil {
-		c.Ui.Error("Error reading CA key: " + err.Error())
-		return 1
-	}
-	certPEM, keyPEM, err := tlsutil.GenerateCert(tlsutil.CertOptions{
-		CACert:      caPEM,
-		CAKey:       caKeyPEM,
-		Name:        name,
-		DNSNames:    append([]string{"localhost"}, dnsNames...),
-		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
-		Days:        days,
+	return c.create(certRequest{
+		server: server, dc: dc, domain: domain, ca: ca, caKey: caKey,
+		days: days, dnsNames: dnsNames, ips: ips,
 	})
-	if err != nil {
-		c.Ui.Error("Error creating certificate: " + err.Error())
-		return 1
-	}
-
-	if server {
-		c.Ui.Output(serverCertWarning)
-	}
-	c.Ui.Output("==> Using " + ca + " and " + caKey)
-	if err := writeNew(keyFile, keyPEM, keyFileMode); err != nil {
-		c.Ui.Error("Error saving key: " + err.Error())
-		return 1
-	}
-	if err := writeNew(certFile, certPEM, certFileMode); err != nil {
-		c.Ui.Error("Error saving certificate: " + err.Error())
-		return 1
-	}
-	c.Ui.Output("==> Saved " + certFile)
-	c.Ui.Output("==> Saved " + keyFile)
-	return 0
 }
 
 // freeCertNames returns the first prefix-<n>.pem and prefix-<n>-key.pem
@@ -194,4 +150,67 @@ func freeCertNames(prefix string) (certFile, keyFile string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("no free file name: %s-0.pem to %s-%d.pem all exist", prefix, prefix, maxCertNumber)
+}
+
+// certRequest is a checked tls cert create command line.
+type certRequest struct {
+	server     bool
+	dc, domain string
+	ca, caKey  string
+	days       int
+	dnsNames   []string
+	ips        []net.IP
+}
+
+// create signs the certificate r asks for with the CA and writes it and
+// its key to new files.
+func (c *TLSCertCreateCommand) create(r certRequest) int {
+	kind := "client"
+	if r.server {
+		kind = "server"
+	}
+	name := kind + "." + r.dc + "." + r.domain
+	certFile, keyFile, err := freeCertNames(r.dc + "-" + kind + "-" + r.domain)
+	if err != nil {
+		c.Ui.Error("Error creating certificate: " + err.Error())
+		return 1
+	}
+	caPEM, err := os.ReadFile(r.ca)
+	if err != nil {
+		c.Ui.Error("Error reading CA certificate: " + err.Error())
+		return 1
+	}
+	caKeyPEM, err := os.ReadFile(r.caKey)
+	if err != nil {
+		c.Ui.Error("Error reading CA key: " + err.Error())
+		return 1
+	}
+	certPEM, keyPEM, err := tlsutil.GenerateCert(tlsutil.CertOptions{
+		CACert:      caPEM,
+		CAKey:       caKeyPEM,
+		Name:        name,
+		DNSNames:    append([]string{"localhost"}, r.dnsNames...),
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, r.ips...),
+		Days:        r.days,
+	})
+	if err != nil {
+		c.Ui.Error("Error creating certificate: " + err.Error())
+		return 1
+	}
+
+	if r.server {
+		c.Ui.Output(serverCertWarning)
+	}
+	c.Ui.Output("==> Using " + r.ca + " and " + r.caKey)
+	if err := writeNew(keyFile, keyPEM, keyFileMode); err != nil {
+		c.Ui.Error("Error saving key: " + err.Error())
+		return 1
+	}
+	if err := writeNew(certFile, certPEM, certFileMode); err != nil {
+		c.Ui.Error("Error saving certificate: " + err.Error())
+		return 1
+	}
+	c.Ui.Output("==> Saved " + certFile)
+	c.Ui.Output("==> Saved " + keyFile)
+	return 0
 }
