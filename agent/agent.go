@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/conclavehq/conclave/agent/cluster"
@@ -65,9 +66,9 @@ type Agent struct {
 	fileClusterID string       // data_dir/cluster-id at start, "" when absent
 	clusterID     atomic.Value // string: the cluster's ID as this server knows it
 
-	httpLn net.Listener    // nil with ports.http = -1
-	mux    *serverport.Mux // nil for clients
-	node   *consensus.Node // nil for clients
+	http   httpapi.Listeners // the HTTP API's, HTTP and HTTPS
+	mux    *serverport.Mux   // nil for clients
+	node   *consensus.Node   // nil for clients
 	pool   *gossip.Pool
 	peers  *serverport.Client
 	boot   *cluster.Bootstrapper
@@ -77,7 +78,6 @@ type Agent struct {
 	api    *httpapi.Service
 
 	// TLS (tls.go).
-	httpsLn      net.Listener          // nil without ports.https
 	rpcTLS       *tlsutil.Configurator // nil: the server port is plain TCP
 	httpsTLS     *tlsutil.Configurator // nil without ports.https
 	reloadConfig func() error          // Options.Reload
@@ -130,17 +130,19 @@ func (a *Agent) openNodeID() (err error) {
 	if a.cfg.DevMode || a.cfg.DataDir == "" {
 		// Dev servers and clients without a data_dir keep nothing on disk:
 		// they get a fresh ID on every start.
-		a.id, err = newDevID()
+		a.id = uuid.NewString()
 	} else {
-		a.id, err = loadOrCreateNodeID(a.cfg.DataDir)
+		a.id, err = cluster.LoadOrCreateNodeID(a.cfg.DataDir)
 	}
 	return err
 }
 
-// openHTTP binds the HTTP API's listeners (HTTP, HTTPS; see tls.go);
-// Start serves them.
-func (a *Agent) openHTTP() error {
-	return a.listenHTTP()
+// openHTTP binds the HTTP API's listeners on client_addr: plain HTTP
+// unless ports.http is -1, and HTTPS with httpsTLS (see tls.go); Start
+// serves them.
+func (a *Agent) openHTTP() (err error) {
+	a.http, err = httpapi.Listen(a.cfg.ClientAddr, a.cfg.Ports.HTTP, a.cfg.Ports.HTTPS, a.httpsTLS)
+	return err
 }
 
 // openServerPort binds a server's server port: Raft and the internal
@@ -222,30 +224,13 @@ func (a *Agent) openGossip() (err error) {
 // tags are this agent's gossip tags (see gossip/DESIGN.md).
 func (a *Agent) tags() map[string]string {
 	cfg := a.cfg
-	tags := gossip.ProtocolTags()
-	tags[gossip.TagRole] = gossip.RoleClient
-	tags[gossip.TagID] = a.id
-	tags[gossip.TagDC] = cfg.Datacenter
-	tags[gossip.TagVersion] = a.version
-	if a.node == nil {
-		return tags
+	t := gossip.LocalTags{ID: a.id, Datacenter: cfg.Datacenter, Version: a.version}
+	if a.node != nil {
+		t.Server, t.RaftPort, t.HTTPPort = true, a.mux.Advertise().Port, a.http.Port()
+		t.Expect, t.Bootstrap, t.HasState = cfg.BootstrapExpect, cfg.Bootstrap, a.node.HasState()
+		t.ClusterID = a.ClusterID()
 	}
-	tags[gossip.TagRole] = gossip.RoleServer
-	tags[gossip.TagRaftPort] = strconv.Itoa(a.mux.Advertise().Port)
-	tags[gossip.TagHTTPPort] = strconv.Itoa(a.httpPort())
-	if cfg.BootstrapExpect > 0 {
-		tags[gossip.TagExpect] = strconv.Itoa(cfg.BootstrapExpect)
-	}
-	if cfg.Bootstrap {
-		tags[gossip.TagBootstrap] = "1"
-	}
-	if a.node.HasState() {
-		tags[gossip.TagRaftState] = "1"
-	}
-	if id := a.ClusterID(); id != "" {
-		tags[gossip.TagClusterID] = id
-	}
-	return tags
+	return t.Map()
 }
 
 // openCluster builds what runs on top of gossip and Raft: the
@@ -331,7 +316,7 @@ func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.httpSrv = a.api.PublicServer()
 	a.httpSrv.RegisterOnShutdown(a.api.Close) // ends the monitor streams
-	for _, ln := range a.httpListeners() {
+	for _, ln := range a.http.All() {
 		a.goFunc(func() {
 			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.fail(fmt.Errorf("http server: %w", err))
@@ -396,12 +381,7 @@ func (a *Agent) ShutdownCh() <-chan struct{} { return a.shutCh }
 
 // HTTPAddr is the address the plain HTTP API listens on, with the port
 // bound, or "" with ports.http = -1.
-func (a *Agent) HTTPAddr() string {
-	if a.httpLn == nil {
-		return ""
-	}
-	return a.httpLn.Addr().String()
-}
+func (a *Agent) HTTPAddr() string { return a.http.HTTPAddr() }
 
 // RaftAddr is the advertised Raft address, empty for clients.
 func (a *Agent) RaftAddr() string {

@@ -38,36 +38,10 @@ func (a *Agent) Leave() error {
 	if err := a.pool.Leave(); err != nil {
 		return fmt.Errorf("leave gossip pool: %w", err)
 	}
-	if a.node != nil && !alone {
-		a.waitRemoved(ctx)
+	if a.node != nil && !alone && a.node.WaitRemoved(ctx, a.id) != nil {
+		a.logger.Warn("timed out waiting to be removed from the raft configuration")
 	}
 	return nil
-}
-
-// waitRemoved waits until this server is no longer in its own Raft
-// configuration, or ctx ends.
-func (a *Agent) waitRemoved(ctx context.Context) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		servers, _, err := a.node.Configuration()
-		if err != nil {
-			return
-		}
-		present := false
-		for _, s := range servers {
-			present = present || s.ID == a.id
-		}
-		if !present {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			a.logger.Warn("timed out waiting to be removed from the raft configuration")
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Shutdown stops the agent without leaving (call Leave first for a
@@ -122,7 +96,7 @@ const announceTimeout = time.Second
 // keep routing to it and refuse its name at a new address.
 func (a *Agent) closeAll(announce bool) error {
 	var errs []error
-	for _, ln := range a.httpListeners() {
+	for _, ln := range a.http.All() {
 		ln.Close()
 	}
 	if a.node != nil {

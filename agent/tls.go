@@ -1,11 +1,7 @@
 package agent
 
 import (
-	"crypto/tls"
 	"errors"
-	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/conclavehq/conclave/agent/tlsutil"
@@ -18,61 +14,9 @@ func (a *Agent) openTLS() (err error) {
 	return err
 }
 
-// listenHTTP binds the HTTP API's listeners on client_addr: plain HTTP
-// unless ports.http is -1, and HTTPS when ports.https is set. Both are
-// served by one http.Server; the HTTPS listener does the handshake with
-// the current certificate (see tlsutil), and offers HTTP/2 as ServeTLS
-// would.
-func (a *Agent) listenHTTP() error {
-	cfg := a.cfg
-	if cfg.Ports.HTTP >= 0 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP)))
-		if err != nil {
-			return fmt.Errorf("listen for HTTP on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTP, err)
-		}
-		a.httpLn = ln
-	}
-	if a.httpsTLS != nil {
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTPS)))
-		if err != nil {
-			return fmt.Errorf("listen for HTTPS on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTPS, err)
-		}
-		tc := a.httpsTLS.IncomingConfig()
-		tc.NextProtos = []string{"h2", "http/1.1"}
-		a.httpsLn = tls.NewListener(ln, tc)
-	}
-	if a.httpLn == nil && a.httpsLn == nil {
-		// config.Validate refuses this; a Config built by hand may not.
-		return errors.New("neither ports.http nor ports.https is set: no HTTP API to serve")
-	}
-	return nil
-}
-
-// httpListeners are the HTTP API's listeners that are open.
-func (a *Agent) httpListeners() []net.Listener {
-	var lns []net.Listener
-	for _, ln := range []net.Listener{a.httpLn, a.httpsLn} {
-		if ln != nil {
-			lns = append(lns, ln)
-		}
-	}
-	return lns
-}
-
 // HTTPSAddr is the address the HTTPS API listens on, with the port bound,
 // or "" without ports.https.
-func (a *Agent) HTTPSAddr() string {
-	if a.httpsLn == nil {
-		return ""
-	}
-	return a.httpsLn.Addr().String()
-}
-
-// httpPort is the port of the HTTP API that other agents are told (the
-// http_port tag): plain HTTP's, or HTTPS's when plain HTTP is off.
-func (a *Agent) httpPort() int {
-	return a.httpListeners()[0].Addr().(*net.TCPAddr).Port
-}
+func (a *Agent) HTTPSAddr() string { return a.http.HTTPSAddr() }
 
 // Reload applies what can change without a restart: first what the command
 // reloads from the configuration files (Options.Reload: the log level),

@@ -254,6 +254,33 @@ func (n *Node) Configuration() ([]Server, uint64, error) {
 	return out, n.raft.AppliedIndex(), nil
 }
 
+// WaitRemoved waits until the server id is no longer in this node's Raft
+// configuration. It returns ctx's error when ctx ends first, and nil when
+// the server is gone or the configuration cannot be read (this node is
+// shut down).
+func (n *Node) WaitRemoved(ctx context.Context, id string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		servers, _, err := n.Configuration()
+		if err != nil {
+			return nil
+		}
+		present := false
+		for _, s := range servers {
+			present = present || s.ID == id
+		}
+		if !present {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // Leader returns the Raft address and ID of the current leader, or empty
 // strings when there is none.
 func (n *Node) Leader() (addr, id string) {

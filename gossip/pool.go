@@ -15,49 +15,6 @@ import (
 	"github.com/hashicorp/serf/serf"
 )
 
-// Member tag keys, in Consul's names where Consul has one, so that Consul's
-// CLI and scripts read them (consul members shows role, build, dc and vsn).
-// Every agent sets role, id, dc, build and the vsn tags; servers also set
-// port, http_port, expect (when bootstrap_expect > 0), bootstrap (when
-// bootstrap = true), raft_state and cluster_id (once they know their
-// cluster's ID). http_port, raft_state and cluster_id are Conclave's own.
-const (
-	TagRole      = "role"
-	TagID        = "id"
-	TagDC        = "dc"
-	TagRaftPort  = "port"
-	TagHTTPPort  = "http_port"
-	TagExpect    = "expect"
-	TagVersion   = "build"
-	TagRaftState = "raft_state"
-	TagBootstrap = "bootstrap"
-	TagClusterID = "cluster_id"
-
-	// TagProtocol, TagProtocolMin and TagProtocolMax are Consul's vsn,
-	// vsn_min and vsn_max: the agent protocol versions, which Consul's
-	// members command prints. Conclave reports Consul's current ones.
-	TagProtocol    = "vsn"
-	TagProtocolMin = "vsn_min"
-	TagProtocolMax = "vsn_max"
-	// TagRaftVersion is Consul's raft_vsn, the Raft protocol version.
-	TagRaftVersion = "raft_vsn"
-
-	// RoleServer and RoleClient are Consul's role values.
-	RoleServer = "consul"
-	RoleClient = "node"
-
-	// legacyRoleServer is the role tag of servers before Conclave used
-	// Consul's values; ParseServer still accepts it, so that servers of
-	// both kinds see each other during a rolling upgrade.
-	legacyRoleServer = "server"
-)
-
-// ProtocolTags are the version tags every agent sets: vsn 2 (vsn_min 2,
-// vsn_max 3) and raft_vsn 3, the values of a current Consul agent.
-func ProtocolTags() map[string]string {
-	return map[string]string{TagProtocol: "2", TagProtocolMin: "2", TagProtocolMax: "3", TagRaftVersion: "3"}
-}
-
 // ErrDuplicateName is wrapped by the error Join returns when another node
 // that has not left the pool already uses this node's name with a
 // different node ID. Match it with errors.Is or IsDuplicateName.

@@ -15,6 +15,33 @@ import (
 	"github.com/conclavehq/conclave/consensus"
 )
 
+// NodeIDFile is the file in data_dir that holds the agent's permanent node
+// ID.
+const NodeIDFile = "node-id"
+
+// LoadOrCreateNodeID returns the node ID stored in dataDir, creating and
+// persisting a new UUID on first start. The ID is the Raft server ID for the
+// life of the data_dir, so it is written with fsync before use.
+func LoadOrCreateNodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, NodeIDFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(b))
+		if _, perr := uuid.Parse(id); perr != nil {
+			return "", fmt.Errorf("node ID in %s is not a UUID: %q", path, id)
+		}
+		return id, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("read node ID: %w", err)
+	}
+	id := uuid.NewString()
+	if err := WriteFileOnce(path, id+"\n"); err != nil {
+		return "", fmt.Errorf("write node ID %w", err)
+	}
+	return id, nil
+}
+
 // ClusterIDFile is the file in data_dir that holds the ID of the cluster
 // this server belongs to, once it has seen it in its state store.
 const ClusterIDFile = "cluster-id"
@@ -96,7 +123,7 @@ func WatchClusterID(ctx context.Context, w ClusterIDWatch) error {
 
 // WriteFileOnce writes content to path through a temporary file with
 // fsync, then renames it into place, so a crash leaves either no file or
-// the whole one. The agent's node ID file is written with it too.
+// the whole one.
 func WriteFileOnce(path, content string) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
