@@ -52,6 +52,7 @@ type Agent struct {
 	boot   *cluster.Bootstrapper
 	recon  *cluster.Reconciler  // nil for clients
 	pilot  *consensus.Autopilot // nil for clients
+	sess   *sessionDuty         // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
 
@@ -205,6 +206,7 @@ func (a *Agent) openCluster() error {
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
 		})
+		a.sess = newSessionDuty(logger, a.node, a.pool)
 	}
 	a.boot = cluster.NewBootstrapper(boot)
 	if len(cfg.RetryJoin) > 0 {
@@ -238,6 +240,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
+		c.Sessions = a.sess
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
 	}
 	return c

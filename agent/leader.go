@@ -25,6 +25,9 @@ func (a *Agent) leaderDuties() []cluster.Duty {
 		func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) },
 		// Keep the servers' health view (the rollout gate, the hand-off).
 		a.pilot.Run,
+		// Expire sessions by TTL, and invalidate those of failed or gone
+		// nodes.
+		a.sess.Run,
 	}
 }
 
