@@ -19,10 +19,11 @@ func TestCommands_names(t *testing.T) {
 	want := []string{
 		"agent", "force-leave", "health", "info", "join",
 		"kv", "kv delete", "kv get", "kv put",
-		"leave", "members",
+		"leave", "lock", "members",
 		"operator", "operator autopilot", "operator autopilot health",
 		"operator bootstrap", "operator discover", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer",
+		"session", "session destroy", "session info", "session list",
 		"snapshot", "snapshot restore", "snapshot save",
 		"tls", "tls ca", "tls ca create", "tls cert", "tls cert create",
 		"validate", "version",
