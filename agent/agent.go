@@ -137,6 +137,8 @@ func (a *Agent) openConsensus() (err error) {
 		AddressProvider: addrProvider{a},
 		MaxValueSize:    cfg.KVMaxValueSize,
 		Logger:          a.logger,
+		LogStore:        logStoreConfig(cfg.RaftLogStore),
+		OnFatal:         a.fail, // a damaged store: shut down, exit non-zero
 	})
 	return err
 }

@@ -41,6 +41,7 @@ func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 		RetryInterval: 100 * time.Millisecond,
 		LogLevel:      "debug",
 		Performance:   config.Performance{RaftMultiplier: 1},
+		RaftLogStore:  config.RaftLogStore{WAL: config.WALStore{SegmentSizeMB: 1}}, // wal preallocates its segments
 	}
 	if cb != nil {
 		cb(c)

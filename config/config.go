@@ -102,9 +102,59 @@ type Config struct {
 	// Key: enable_debug, flag: -enable-debug.
 	EnableDebug bool
 
+	// RaftLogStore selects and checks the store of the Raft log (Consul's
+	// raft_logstore). Servers only; dev mode keeps Raft in memory.
+	RaftLogStore RaftLogStore
+
 	// DevMode runs one server with in-memory Raft and no data_dir. Flag: -dev.
 	DevMode bool
 }
+
+// RaftLogStore is the raft_logstore block.
+type RaftLogStore struct {
+	// Backend is "wal" (hashicorp/raft-wal, data_dir/raft/wal) or "boltdb"
+	// (raft-boltdb, data_dir/raft/raft.db). Default "": the backend the
+	// data_dir was created with, and "wal" for a new data_dir. When set it
+	// must match an existing data_dir: the agent refuses to start rather
+	// than begin a second, empty log. Key: raft_logstore.backend.
+	Backend string
+
+	// Verification runs Consul's log verification.
+	Verification LogVerification
+
+	// WAL tunes the wal backend.
+	WAL WALStore
+}
+
+// LogVerification is the raft_logstore.verification block: the leader
+// appends a checkpoint every Interval and every server checks that its
+// store returns the entries since the last one as the leader wrote them. A
+// server that fails a check logs it and stops, and does not start again
+// until an operator acts.
+type LogVerification struct {
+	// Enabled turns verification on. Default false.
+	// Key: raft_logstore.verification.enabled.
+	Enabled bool
+	// Interval is the time between checkpoints. Default 60s; must be
+	// positive. Key: raft_logstore.verification.interval.
+	Interval time.Duration
+}
+
+// WALStore is the raft_logstore.wal block.
+type WALStore struct {
+	// SegmentSizeMB is the size, in MiB, of each wal segment file. Each
+	// file is preallocated at this size when it is created, so an idle
+	// server already uses this much disk. Range 1 to 1024, default 64
+	// (Consul's). Key: raft_logstore.wal.segment_size_mb.
+	SegmentSizeMB int
+}
+
+// Raft log store defaults and limits.
+const (
+	DefaultLogVerificationInterval = 60 * time.Second
+	DefaultWALSegmentSizeMB        = 64
+	MaxWALSegmentSizeMB            = 1024
+)
 
 // Ports are the ports the agent listens on.
 type Ports struct {
@@ -167,6 +217,10 @@ func Default() *Config {
 		KVMaxValueSize: DefaultKVMaxValueSize,
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
+		},
+		RaftLogStore: RaftLogStore{
+			Verification: LogVerification{Interval: DefaultLogVerificationInterval},
+			WAL:          WALStore{SegmentSizeMB: DefaultWALSegmentSizeMB},
 		},
 	}
 }

@@ -36,6 +36,7 @@ type rawConfig struct {
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 	EnableDebug          *bool           `hcl:"enable_debug"`
 	TLS                  *rawTLS         `hcl:"tls,block"`
+	RaftLogStore         *rawLogStore    `hcl:"raft_logstore,block"`
 }
 
 // rawPorts is the schema of the ports block.
@@ -49,6 +50,24 @@ type rawPorts struct {
 // rawPerformance is the schema of the performance block.
 type rawPerformance struct {
 	RaftMultiplier *int `hcl:"raft_multiplier"`
+}
+
+// rawLogStore is the schema of the raft_logstore block (Consul's keys).
+type rawLogStore struct {
+	Backend      *string          `hcl:"backend"`
+	Verification *rawVerification `hcl:"verification,block"`
+	WAL          *rawWAL          `hcl:"wal,block"`
+}
+
+// rawVerification is the schema of raft_logstore.verification.
+type rawVerification struct {
+	Enabled  *bool   `hcl:"enabled"`
+	Interval *string `hcl:"interval"`
+}
+
+// rawWAL is the schema of raft_logstore.wal.
+type rawWAL struct {
+	SegmentSizeMB *int `hcl:"segment_size_mb"`
 }
 
 // file is one decoded configuration file.
@@ -147,6 +166,12 @@ func collectAttrs(body hcl.Body, schemaOf any, prefix string, attrs map[string]*
 			collectAttrs(blk.Body, &rawTLS{}, "tls.", attrs)
 		case "tls.defaults", "tls.internal_rpc", "tls.https":
 			collectAttrs(blk.Body, &rawTLSConfig{}, key+".", attrs)
+		case "raft_logstore":
+			collectAttrs(blk.Body, &rawLogStore{}, "raft_logstore.", attrs)
+		case "raft_logstore.verification":
+			collectAttrs(blk.Body, &rawVerification{}, key+".", attrs)
+		case "raft_logstore.wal":
+			collectAttrs(blk.Body, &rawWAL{}, key+".", attrs)
 		}
 	}
 }

@@ -59,6 +59,17 @@
 //	  }
 //	}
 //
+//	raft_logstore {
+//	  backend = "wal" # or "boltdb"; left out: the data_dir's, wal when new
+//	  verification {
+//	    enabled  = true
+//	    interval = "60s"
+//	  }
+//	  wal {
+//	    segment_size_mb = 64 # preallocated per segment file
+//	  }
+//	}
+//
 // Values are decoded into unexported raw structs whose fields are pointers,
 // so that a key left out differs from a key set to its zero value; a key
 // set to null counts as left out. HCL's usual conversions apply ("true" is a
@@ -72,7 +83,10 @@
 // bootstrap_expect below 1. When every file decodes, Load merges the layers
 // and calls Validate, which checks the result as a whole: bootstrap settings
 // on a client or used together, data_dir for servers, port ranges and
-// collisions, names, log level, the Raft multiplier, and the tls block
+// collisions, names, log level, the Raft multiplier, raft_logstore (the
+// backend's name, a positive verification interval, a segment size of 1 to
+// 1024 MiB; whether the backend matches the data_dir is checked when the
+// server opens it), and the tls block
 // (its certificate, key and CA files are read and parsed, and its
 // verify_* settings must have the CA and certificate they need). It also resolves the
 // go-sockaddr templates in bind_addr, advertise_addr and client_addr, and

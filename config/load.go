@@ -295,6 +295,25 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	if r.TLS != nil {
 		errs = append(errs, b.applyTLS(f, r.TLS)...)
 	}
+	if ls := r.RaftLogStore; ls != nil {
+		fromFile(b, f, "raft_logstore.backend", ls.Backend, &c.RaftLogStore.Backend)
+		if vr := ls.Verification; vr != nil {
+			fromFile(b, f, "raft_logstore.verification.enabled", vr.Enabled, &c.RaftLogStore.Verification.Enabled)
+			if vr.Interval != nil {
+				key := "raft_logstore.verification.interval"
+				d, err := time.ParseDuration(*vr.Interval)
+				if err != nil {
+					errs = append(errs, f.origin(key).error(true, "Invalid "+key,
+						fmt.Sprintf("%s must be a duration such as \"60s\", got %s.", key, quote(*vr.Interval))))
+				} else {
+					fromFile(b, f, key, &d, &c.RaftLogStore.Verification.Interval)
+				}
+			}
+		}
+		if w := ls.WAL; w != nil {
+			fromFile(b, f, "raft_logstore.wal.segment_size_mb", w.SegmentSizeMB, &c.RaftLogStore.WAL.SegmentSizeMB)
+		}
+	}
 	return errs
 }
 

@@ -90,6 +90,7 @@ func wantDefault(t *testing.T) *Config {
 		LogLevel:       "info",
 		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize: DefaultKVMaxValueSize,
+		RaftLogStore:   defaultRaftLogStore,
 	}
 }
 
@@ -160,6 +161,17 @@ performance {
 
 kv_max_value_size = 1048576
 enable_debug      = true
+
+raft_logstore {
+  backend = "boltdb"
+  verification {
+    enabled  = true
+    interval = "30s"
+  }
+  wal {
+    segment_size_mb = 8
+  }
+}
 `})
 	res := mustLoad(t, nil, "all.hcl")
 	want := &Config{
@@ -183,6 +195,11 @@ enable_debug      = true
 		Performance:          Performance{RaftMultiplier: 5},
 		KVMaxValueSize:       1 << 20,
 		EnableDebug:          true,
+		RaftLogStore: RaftLogStore{
+			Backend:      "boltdb",
+			Verification: LogVerification{Enabled: true, Interval: 30 * time.Second},
+			WAL:          WALStore{SegmentSizeMB: 8},
+		},
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() config mismatch (-want +got):\n%s", diff)
@@ -357,6 +374,7 @@ func TestLoadFlags(t *testing.T) {
 		Performance:          Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize:       DefaultKVMaxValueSize,
 		EnableDebug:          true,
+		RaftLogStore:         defaultRaftLogStore,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)

@@ -58,6 +58,7 @@ func (c *Config) validate(o origins, tlsInherited map[string]string) ([]string, 
 	v.checkTLS()
 	v.checkRetry()
 	v.checkPerformance()
+	v.checkRaftLogStore()
 	v.checkDataDir()
 	return v.warnings, errors.Join(v.errs...)
 }
@@ -374,6 +375,25 @@ func (v *validator) checkPerformance() {
 	if s := v.c.KVMaxValueSize; s < 1 || s > MaxKVMaxValueSize {
 		v.fail("kv_max_value_size", true, "Invalid kv_max_value_size",
 			fmt.Sprintf("kv_max_value_size must be between 1 and %d bytes, got %d.", MaxKVMaxValueSize, s))
+	}
+}
+
+// raftBackends are the accepted values of raft_logstore.backend.
+var raftBackends = []string{"wal", "boltdb"}
+
+func (v *validator) checkRaftLogStore() {
+	ls := &v.c.RaftLogStore
+	if b := ls.Backend; b != "" && !slices.Contains(raftBackends, b) {
+		v.fail("raft_logstore.backend", true, "Invalid raft_logstore.backend",
+			fmt.Sprintf("raft_logstore.backend must be \"wal\" or \"boltdb\", got %s.", quote(b)))
+	}
+	if d := ls.Verification.Interval; d <= 0 {
+		v.fail("raft_logstore.verification.interval", true, "Invalid raft_logstore.verification.interval",
+			fmt.Sprintf("raft_logstore.verification.interval must be positive, got %s.", d))
+	}
+	if s := ls.WAL.SegmentSizeMB; s < 1 || s > MaxWALSegmentSizeMB {
+		v.fail("raft_logstore.wal.segment_size_mb", true, "Invalid raft_logstore.wal.segment_size_mb",
+			fmt.Sprintf("raft_logstore.wal.segment_size_mb must be between 1 and %d, got %d.", MaxWALSegmentSizeMB, s))
 	}
 }
 

@@ -128,15 +128,19 @@ func BenchmarkFSMList(b *testing.B) {
 
 // BenchmarkNodeApply measures replicated writes per second on a single
 // server with 32 concurrent writers (one server: this is the cost of the
-// log, BoltDB's fsync and the state machine, not of the network).
+// log store's fsync and the state machine, not of the network).
 func BenchmarkNodeApply(b *testing.B) {
-	for _, mode := range []string{"inmem", "boltdb"} {
+	for _, mode := range []string{"inmem", "boltdb", "wal"} {
 		b.Run(mode, func(b *testing.B) {
 			stream, err := NewTCPStream("127.0.0.1:0", "127.0.0.1")
 			if err != nil {
 				b.Fatal(err)
 			}
-			n, err := New(Config{ID: "bench", Stream: stream, DataDir: b.TempDir(), InMemory: mode == "inmem"})
+			var store LogStoreConfig
+			if mode != "inmem" {
+				store.Backend = Backend(mode)
+			}
+			n, err := New(Config{ID: "bench", Stream: stream, DataDir: b.TempDir(), InMemory: mode == "inmem", LogStore: store})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,5 +1,8 @@
-// Package consensus owns Raft: its BoltDB log and stable store, the file
-// snapshot store, the TCP transport and the replicated state machine.
+// Package consensus owns Raft: its log and stable store (raft-wal, or
+// raft-boltdb for data_dirs created with it), the file snapshot store, the
+// TCP transport and the replicated state machine. A damaged store is found
+// at start and reported with the file and the remedy; log verification
+// (raft-wal's verifier) finds one that changes while it runs.
 //
 // A Node is created with New, which opens the storage and starts Raft as a
 // follower. New never bootstraps. The agent decides when a cluster is born

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 var (
@@ -104,8 +103,10 @@ type Config struct {
 	// ones. NewTCPStream makes a plain TCP one; the agent passes a stream
 	// that shares the server port with request forwarding.
 	Stream StreamLayer
-	// DataDir is the agent's data_dir; Raft keeps data_dir/raft/raft.db and
-	// data_dir/raft/snapshots. Ignored when InMemory is set.
+	// DataDir is the agent's data_dir; Raft keeps its log and stable
+	// store in data_dir/raft/wal (or data_dir/raft/raft.db with boltdb, see
+	// LogStore) and its snapshots in data_dir/raft/snapshots. Ignored when
+	// InMemory is set.
 	DataDir string
 	// InMemory keeps the log, stable store and snapshots in memory (dev mode
 	// and tests). Nothing survives a restart.
@@ -127,6 +128,15 @@ type Config struct {
 	// ErrValueTooLarge before it reaches the log. Optional; 0 means
 	// DefaultMaxValueSize (512 KiB).
 	MaxValueSize int
+	// LogStore selects the on-disk log store and log verification. The
+	// zero value keeps the data_dir's backend (wal for a new one) and does
+	// not verify. Only Verification applies in memory.
+	LogStore LogStoreConfig
+	// OnFatal is called, once and from its own goroutine, when this
+	// server finds that its store is damaged while it runs (log
+	// verification failed). Raft is already stopped by then; the agent
+	// shuts down and exits non-zero. Optional.
+	OnFatal func(error)
 }
 
 // Server is one member of a Raft configuration.
@@ -143,7 +153,8 @@ type Node struct {
 	logger    hclog.Logger
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
-	boltStore *raftboltdb.BoltStore
+	store     *logStore // in memory: nil, or only the verifier to close
+	verify    *verification
 	fsm       *FSM
 	leaderCh  chan bool
 
@@ -182,29 +193,38 @@ func New(cfg Config) (*Node, error) {
 	if cfg.InMemory {
 		store := raft.NewInmemStore()
 		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
+		n.verify, logs = newVerification(n, cfg.LogStore.Verification, logs)
+		if c, ok := logs.(io.Closer); ok { // the verifier's goroutine
+			n.store = &logStore{closers: []io.Closer{c}}
+		}
 	} else {
 		dir := filepath.Join(cfg.DataDir, "raft")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create raft dir: %w", err)
 		}
-		path := filepath.Join(dir, "raft.db")
-		bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		store, err := openLogStore(cfg.LogStore, dir, logger)
 		if err != nil {
-			return nil, fmt.Errorf("open raft log %s: %w", path, err)
+			return nil, err
 		}
-		n.boltStore = bolt
-		cache, err := raft.NewLogCache(512, bolt)
+		n.store = store
+		var verified raft.LogStore
+		n.verify, verified = newVerification(n, cfg.LogStore.Verification, store.logs)
+		if vs, ok := verified.(io.Closer); ok && verified != store.logs {
+			store.closers = append([]io.Closer{vs}, store.closers...)
+		}
+		cache, err := raft.NewLogCache(512, verified)
 		if err != nil {
-			bolt.Close()
+			n.closeStores()
 			return nil, fmt.Errorf("create log cache: %w", err)
 		}
-		logs, stable = cache, bolt
-		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshot"))
+		logs, stable = cache, store.stable
+		fss, err := openSnapshots(dir, store, logger.Named("snapshot"))
 		if err != nil {
-			bolt.Close()
-			return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+			n.closeStores()
+			return nil, err
 		}
 		snaps = fss
+		logger.Info("opened raft store", "backend", string(store.backend), "path", store.path)
 	}
 
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -234,20 +254,19 @@ func New(cfg Config) (*Node, error) {
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 
-	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
+	r, err := newRaft(rc, checkpointFilter{n.fsm}, logs, stable, snaps, n.transport, n.cfg)
 	if err != nil {
 		n.transport.Close()
 		n.closeStores()
-		return nil, fmt.Errorf("start raft: %w", err)
+		return nil, err
 	}
 	n.raft = r
+	go n.verify.run()
 	return n, nil
 }
 
 func (n *Node) closeStores() {
-	if n.boltStore != nil {
-		n.boltStore.Close()
-	}
+	n.store.Close()
 }
 
 // RaftAddr is the address other servers use to reach this node's Raft
@@ -480,10 +499,8 @@ func (n *Node) Shutdown() error {
 		if err := n.transport.Close(); err != nil && n.shutdownErr == nil {
 			n.shutdownErr = err
 		}
-		if n.boltStore != nil {
-			if err := n.boltStore.Close(); err != nil && n.shutdownErr == nil {
-				n.shutdownErr = err
-			}
+		if err := n.store.Close(); err != nil && n.shutdownErr == nil {
+			n.shutdownErr = err
 		}
 	})
 	return n.shutdownErr

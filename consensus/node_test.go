@@ -39,6 +39,8 @@ func newTestNode(t *testing.T, id string, cb func(*Config)) *Node {
 		Stream:  stream,
 		DataDir: t.TempDir(),
 		Logger:  testutil.Logger(t),
+		// raft-wal preallocates each segment; 64 MiB per test is too much.
+		LogStore: LogStoreConfig{WALSegmentSize: testSegmentSize},
 	}
 	if cb != nil {
 		cb(&cfg)
@@ -194,8 +196,8 @@ func TestNewCreatesDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
 	newTestNode(t, "node-1", func(c *Config) { c.DataDir = dir })
 
-	if fi, err := os.Stat(filepath.Join(dir, "raft", "raft.db")); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("data_dir/raft/raft.db: %v, want a regular file", err)
+	if fi, err := os.Stat(filepath.Join(dir, "raft", "wal")); err != nil || !fi.IsDir() {
+		t.Errorf("data_dir/raft/wal: %v, want a directory (wal is the default for a new data_dir)", err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "raft", "snapshots")); err != nil || !fi.IsDir() {
 		t.Errorf("data_dir/raft/snapshots: %v, want a directory", err)

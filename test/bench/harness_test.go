@@ -259,19 +259,10 @@ func oneLogStore(tb testing.TB) string {
 	return be[0]
 }
 
-// The environment variables by which test/e2e picks every node's Raft log
-// store (raft_logstore.backend) and its raft-wal segment size
-// (raft_logstore.wal.segment_size_mb); they are test/e2e's LogStoreEnv and
-// WALSegmentEnv, which land with raft-wal. A node reads them when it
-// starts. Before that, test/e2e writes no raft_logstore block, and
-// logStoreInUse reports that -logstore had no effect.
-const (
-	logStoreEnv   = "CONCLAVE_E2E_LOGSTORE"
-	walSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
-	// benchWALSegmentMB is the product's default segment size: the e2e
-	// harness's 1 MiB would make the log roll over during a write benchmark.
-	benchWALSegmentMB = "64"
-)
+// benchWALSegmentMB is the product's default raft-wal segment size, set
+// through test/e2e's WALSegmentEnv: the e2e harness's 1 MiB would make the
+// log roll over during a write benchmark.
+const benchWALSegmentMB = "64"
 
 // newServers prepares n servers as e2e.NewServersIn does (bootstrap_expect
 // = n), with extra appended to each configuration, and selects the
@@ -280,8 +271,8 @@ const (
 func newServers(tb testing.TB, parent, prefix string, n int, backend, extra string) []*e2e.Node {
 	tb.Helper()
 	if backend != "" {
-		if err := os.Setenv(logStoreEnv, backend); err != nil {
-			tb.Fatalf("set %s: %v", logStoreEnv, err)
+		if err := os.Setenv(e2e.LogStoreEnv, backend); err != nil {
+			tb.Fatalf("set %s: %v", e2e.LogStoreEnv, err)
 		}
 	}
 	servers := e2e.NewServersIn(tb, parent, prefix, n, n)
@@ -315,7 +306,7 @@ func logStoreInUse(tb testing.TB, servers []*e2e.Node, want string) string {
 	}
 	if want != "" && got != want {
 		tb.Fatalf("-logstore %s: the servers use %s (found in %s/raft); this tree's test/e2e does not pass %s to the servers' raft_logstore block yet",
-			want, got, servers[0].Dir, logStoreEnv)
+			want, got, servers[0].Dir, e2e.LogStoreEnv)
 	}
 	return got
 }

@@ -39,8 +39,8 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if os.Getenv(walSegmentEnv) == "" {
-		os.Setenv(walSegmentEnv, benchWALSegmentMB)
+	if os.Getenv(e2e.WALSegmentEnv) == "" {
+		os.Setenv(e2e.WALSegmentEnv, benchWALSegmentMB)
 	}
 	if *conclaveBin != "" {
 		e2e.Binary = *conclaveBin

@@ -52,6 +52,10 @@ type Node struct {
 	Client   bool     // run as a client (server = false)
 	Join     []string // retry_join entries
 	Extra    string   // extra HCL appended to the config
+	// VerifyInterval, when set, turns on raft_logstore.verification with
+	// this interval (the raft_logstore block is written by the helper, so
+	// Extra cannot hold one).
+	VerifyInterval time.Duration
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -129,8 +133,47 @@ func (n *Node) config() string {
 		q, _ := json.Marshal(n.Join)
 		fmt.Fprintf(&b, "retry_join = %s\nretry_interval = \"200ms\"\n", q)
 	}
+	b.WriteString(logStoreBlock(n.VerifyInterval))
 	fmt.Fprintf(&b, "log_level = \"debug\"\n%s", n.Extra)
 	return b.String()
+}
+
+// LogStoreEnv names the environment variable that selects the Raft log
+// store of every node: "wal" or "boltdb" (raft_logstore.backend); unset
+// or empty leaves the default (wal). `make e2e-boltdb` sets it.
+const LogStoreEnv = "CONCLAVE_E2E_LOGSTORE"
+
+// LogStoreBackend is the backend the nodes run with: $CONCLAVE_E2E_LOGSTORE,
+// or "wal".
+func LogStoreBackend() string {
+	if b := os.Getenv(LogStoreEnv); b != "" {
+		return b
+	}
+	return "wal"
+}
+
+// WALSegmentEnv names the environment variable that sets every node's
+// raft_logstore.wal.segment_size_mb; unset or empty means 1. raft-wal
+// preallocates each segment, and the default 64 MiB per server is too much
+// for tests; benchmarks of the write path should set 64.
+const WALSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
+
+// logStoreBlock is the raft_logstore block of every node: the backend when
+// $CONCLAVE_E2E_LOGSTORE sets one, verification when verify is positive,
+// and the wal segment size.
+func logStoreBlock(verify time.Duration) string {
+	backend := ""
+	if b := os.Getenv(LogStoreEnv); b != "" {
+		backend = fmt.Sprintf("  backend = %q\n", b)
+	}
+	if verify > 0 {
+		backend += fmt.Sprintf("  verification {\n    enabled = true\n    interval = %q\n  }\n", verify)
+	}
+	size := os.Getenv(WALSegmentEnv)
+	if size == "" {
+		size = "1"
+	}
+	return "raft_logstore {\n" + backend + "  wal {\n    segment_size_mb = " + size + "\n  }\n}\n"
 }
 
 // ConfigPath is where Start writes the node's configuration file.
