@@ -36,6 +36,10 @@ func FuzzHTTPAPI(f *testing.F) {
 		{"POST", cluster.ReleasePath, `[]`},
 		{"GET", "/v1/operator/bootstrap", ""},
 		{"BREW", "/v1/agent/members", "coffee"},
+		{"PUT", "/v1/session/create", `{"LockDelay":"x","TTL":"1h","NodeChecks":[]}`},
+		{"PUT", "/v1/session/create", `{"Node":"nobody","LockDelay":1e300}`},
+		{"GET", "/v1/session/list?index=1&wait=1ms", ""},
+		{"PUT", "/v1/kv/k?acquire=nope", "v"},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}
