@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,13 +11,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/conclavehq/conclave/agent/cluster"
 	"github.com/conclavehq/conclave/agent/httpapi"
 	"github.com/conclavehq/conclave/agent/serverport"
+	"github.com/conclavehq/conclave/agent/tlsutil"
 	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/consensus"
 	"github.com/conclavehq/conclave/discover"
@@ -34,6 +35,21 @@ type Options struct {
 	// Version is the Conclave version the agent reports in its build tag
 	// and in /v1/agent/self.
 	Version string
+	// FSM is an embedding application's own replicated state machine,
+	// which the servers run instead of the key/value store: its commands
+	// go through Node().ApplyBytes. The API then serves no key/value,
+	// transaction or snapshot routes, and the leader reaps no tombstones.
+	// Optional; nil runs the key/value store (conclave agent).
+	FSM consensus.StateMachine
+	// Routes are the application's own HTTP routes, served on the HTTP
+	// API next to Conclave's, behind the same placement: a Leader route
+	// that reaches a follower is forwarded to the leader. Optional; New
+	// fails for a route httpapi.CheckRoutes refuses.
+	Routes []httpapi.Route
+	// Reload, if set, is what Agent.Reload runs before reloading the TLS
+	// files: the command re-reads the configuration files and applies the
+	// log level. Its error is reported, and the rest is reloaded anyway.
+	Reload func() error
 }
 
 // Agent is one running Conclave agent: a gossip member and, for servers, a
@@ -42,9 +58,14 @@ type Agent struct {
 	cfg     *config.Config
 	logger  hclog.Logger
 	version string
+	fsm     consensus.StateMachine // nil: the key/value store
+	routes  []httpapi.Route
 	id      string
 
-	httpLn net.Listener
+	fileClusterID string       // data_dir/cluster-id at start, "" when absent
+	clusterID     atomic.Value // string: the cluster's ID as this server knows it
+
+	httpLn net.Listener    // nil with ports.http = -1
 	mux    *serverport.Mux // nil for clients
 	node   *consensus.Node // nil for clients
 	pool   *gossip.Pool
@@ -55,6 +76,12 @@ type Agent struct {
 	sess   *sessionDuty         // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
+
+	// TLS (tls.go).
+	httpsLn      net.Listener          // nil without ports.https
+	rpcTLS       *tlsutil.Configurator // nil: the server port is plain TCP
+	httpsTLS     *tlsutil.Configurator // nil without ports.https
+	reloadConfig func() error          // Options.Reload
 
 	httpSrv *http.Server
 	fwdSrv  *http.Server
@@ -77,8 +104,20 @@ type Agent struct {
 // error everything opened so far is closed again, so a failed start leaks
 // no listener.
 func New(opts Options) (*Agent, error) {
-	a := &Agent{cfg: opts.Config, logger: opts.Logger, version: opts.Version, shutCh: make(chan struct{})}
-	for _, open := range []func() error{a.openNodeID, a.openHTTP, a.openServerPort, a.openConsensus, a.openGossip, a.openCluster} {
+	if opts.Config == nil {
+		return nil, errors.New("agent: missing config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if err := httpapi.CheckRoutes(opts.Routes); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{
+		cfg: opts.Config, logger: opts.Logger, version: opts.Version, reloadConfig: opts.Reload,
+		fsm: opts.FSM, routes: opts.Routes, shutCh: make(chan struct{}),
+	}
+	for _, open := range []func() error{a.openNodeID, a.openTLS, a.openHTTP, a.openServerPort, a.openConsensus, a.openClusterID, a.openGossip, a.openCluster} {
 		if err := open(); err != nil {
 			a.closeAll(false)
 			return nil, err
@@ -99,25 +138,21 @@ func (a *Agent) openNodeID() (err error) {
 	return err
 }
 
-// openHTTP binds the HTTP API's listener; Start serves it.
-func (a *Agent) openHTTP() (err error) {
-	cfg := a.cfg
-	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP)))
-	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s:%d: %w", cfg.ClientAddr, cfg.Ports.HTTP, err)
-	}
-	return nil
+// openHTTP binds the HTTP API's listeners (HTTP, HTTPS; see tls.go);
+// Start serves them.
+func (a *Agent) openHTTP() error {
+	return a.listenHTTP()
 }
 
 // openServerPort binds a server's server port: Raft and the internal
 // HTTP channel share it.
 func (a *Agent) openServerPort() (err error) {
-	a.peers = serverport.NewClient()
+	a.peers = serverport.NewTLSClient(a.rpcTLS)
 	if !a.cfg.Server {
 		return nil
 	}
 	bind := net.JoinHostPort(a.cfg.BindAddr, strconv.Itoa(a.cfg.Ports.Server))
-	a.mux, err = serverport.Listen(bind, a.cfg.AdvertiseAddr, a.logger)
+	a.mux, err = serverport.Listen(bind, a.cfg.AdvertiseAddr, a.rpcTLS, a.logger)
 	return err
 }
 
@@ -135,7 +170,8 @@ func (a *Agent) openConsensus() (err error) {
 		InMemory:        cfg.DevMode,
 		Multiplier:      cfg.Performance.RaftMultiplier,
 		AddressProvider: addrProvider{a},
-		MaxValueSize:    cfg.KVMaxValueSize,
+		MaxValueSize:    cmp.Or(cfg.KVMaxValueSize, config.DefaultKVMaxValueSize), // 0: a Config built by hand
+		FSM:             a.fsm,
 		Logger:          a.logger,
 		LogStore:        logStoreConfig(cfg.RaftLogStore),
 		OnFatal:         a.fail, // a damaged store: shut down, exit non-zero
@@ -178,7 +214,7 @@ func (a *Agent) tags() map[string]string {
 	}
 	tags[gossip.TagRole] = gossip.RoleServer
 	tags[gossip.TagRaftPort] = strconv.Itoa(a.mux.Advertise().Port)
-	tags[gossip.TagHTTPPort] = strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port)
+	tags[gossip.TagHTTPPort] = strconv.Itoa(a.httpPort())
 	if cfg.BootstrapExpect > 0 {
 		tags[gossip.TagExpect] = strconv.Itoa(cfg.BootstrapExpect)
 	}
@@ -187,6 +223,9 @@ func (a *Agent) tags() map[string]string {
 	}
 	if a.node.HasState() {
 		tags[gossip.TagRaftState] = "1"
+	}
+	if id := a.ClusterID(); id != "" {
+		tags[gossip.TagClusterID] = id
 	}
 	return tags
 }
@@ -203,7 +242,14 @@ func (a *Agent) openCluster() error {
 	}
 	if a.node != nil { // a nil *Node must not become a non-nil interface
 		boot.Node = a.node
-		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter)
+		var reconOpts []cluster.ReconcilerOption
+		if a.fsm == nil {
+			// The cluster ID lives in the key/value store's tables: an
+			// application's state machine has none, so its leader could
+			// admit no one by it.
+			reconOpts = append(reconOpts, cluster.WithIdentity(a.identity, a.probeIdentity))
+		}
+		a.recon = cluster.NewReconciler(logger, a.node, a.pool, a.id, cfg.Datacenter, reconOpts...)
 		delegate := cluster.NewAutopilotDelegate(logger.Named("autopilot"), a.node.RaftStats, a.pool, a.id, cfg.Datacenter, a.fetchRaftStats)
 		a.pilot = consensus.NewAutopilot(a.node, consensus.AutopilotOptions{
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
@@ -235,10 +281,11 @@ func (a *Agent) apiConfig() httpapi.Config {
 	c := httpapi.Config{
 		Name: cfg.NodeName, ID: a.id, Datacenter: cfg.Datacenter, Version: a.version, DataDir: cfg.DataDir,
 		Server: cfg.Server, BootstrapExpect: cfg.BootstrapExpect, EnableDebug: cfg.EnableDebug,
-		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(),
+		RaftMultiplier: cfg.Performance.RaftMultiplier, JoinPort: a.joinPort(), HTTPSAddr: a.HTTPSAddr(),
 		Logger: a.logger,
-		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot,
+		Agent:  apiAgent{a}, Pool: a.pool, Bootstrap: a.boot, Reloader: a, Identity: a.identity,
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
+		Routes: a.routes, NoKV: a.fsm != nil,
 	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
@@ -261,14 +308,20 @@ func (a *Agent) fetchRaftStats(ctx context.Context, addr string) (consensus.Raft
 // retry_join. It returns at once.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.httpSrv = &http.Server{Handler: a.api.Public(), ReadHeaderTimeout: 10 * time.Second}
-	a.goFunc(func() {
-		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.fail(fmt.Errorf("http server: %w", err))
-		}
-	})
+	a.httpSrv = a.api.PublicServer()
+	for _, ln := range a.httpListeners() {
+		a.goFunc(func() {
+			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.fail(fmt.Errorf("http server: %w", err))
+			}
+		})
+	}
 	if a.mux != nil {
-		a.fwdSrv = &http.Server{Handler: a.api.Internal(), ReadHeaderTimeout: 10 * time.Second}
+		// Only servers of this datacenter may claim a bootstrap, answer for
+		// Raft stats, or send a follower's forwarded request (ServersOnly,
+		// with verify_server_hostname).
+		internal := a.mux.ServersOnly(a.api.Internal(), cluster.ClaimPath, cluster.ReleasePath, cluster.RaftStatsPath)
+		a.fwdSrv = a.api.InternalServer(internal)
 		a.goFunc(a.mux.Serve)
 		a.goFunc(func() { a.fwdSrv.Serve(a.mux.Internal()) })
 	}
@@ -276,6 +329,7 @@ func (a *Agent) Start(ctx context.Context) {
 	a.goFunc(func() { a.boot.Run(ctx) })
 	if a.node != nil {
 		a.goFunc(func() { a.runLeader(ctx) })
+		a.goFunc(func() { a.watchClusterID(ctx) })
 	}
 	if a.joiner != nil {
 		a.goFunc(func() {
@@ -286,7 +340,7 @@ func (a *Agent) Start(ctx context.Context) {
 	}
 	a.started.Store(true)
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "node_id", a.id, "server", a.cfg.Server,
-		"http_addr", a.HTTPAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
+		"http_addr", a.HTTPAddr(), "https_addr", a.HTTPSAddr(), "serf_addr", a.serfAddr(), "raft_addr", a.RaftAddr())
 }
 
 func (a *Agent) goFunc(f func()) {
@@ -318,8 +372,14 @@ func (a *Agent) Err() error {
 // ShutdownCh is closed when the agent has shut down.
 func (a *Agent) ShutdownCh() <-chan struct{} { return a.shutCh }
 
-// HTTPAddr is the address the HTTP API listens on, with the port bound.
-func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+// HTTPAddr is the address the plain HTTP API listens on, with the port
+// bound, or "" with ports.http = -1.
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
 
 // RaftAddr is the advertised Raft address, empty for clients.
 func (a *Agent) RaftAddr() string {
@@ -328,6 +388,11 @@ func (a *Agent) RaftAddr() string {
 	}
 	return a.node.RaftAddr()
 }
+
+// Node is this server's Raft node, through which an embedding application
+// applies its commands (ApplyBytes), and asks IsLeader, Leader,
+// AppliedIndex or Barrier. It is nil on a client agent.
+func (a *Agent) Node() *consensus.Node { return a.node }
 
 // NodeID is this agent's permanent node ID.
 func (a *Agent) NodeID() string { return a.id }

@@ -7,7 +7,7 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/conclavehq/conclave/discover"
+	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/gossip"
 )
 
@@ -46,7 +46,7 @@ func (a *Agent) joinPort() int {
 	if p := a.cfg.Ports.SerfLAN; p > 0 {
 		return p
 	}
-	return discover.DefaultPort
+	return config.DefaultSerfLANPort
 }
 
 // join is the JoinFunc for retry_join and the join endpoint. A duplicate

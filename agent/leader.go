@@ -18,17 +18,29 @@ func (a *Agent) runLeader(ctx context.Context) {
 // leaderDuties are what a leader does while it leads, each in its own
 // goroutine until leadership is lost or the agent stops.
 func (a *Agent) leaderDuties() []cluster.Duty {
-	return []cluster.Duty{
+	duties := []cluster.Duty{
 		// Turn gossip membership into Raft membership.
 		a.recon.Run,
-		// Forget the tombstones of old deletes.
-		func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) },
 		// Keep the servers' health view (the rollout gate, the hand-off).
 		a.pilot.Run,
 		// Expire sessions by TTL, and invalidate those of failed or gone
 		// nodes.
 		a.sess.Run,
 	}
+	if a.fsm == nil {
+		// The cluster ID and the tombstones live in the key/value store's
+		// tables; an application's state machine has neither.
+		duties = append(duties,
+			// Give the cluster its ID, if it has none yet: the first entry
+			// of a new cluster's first leader.
+			func(ctx context.Context) {
+				cluster.EnsureClusterID(ctx, a.logger.Named("cluster_id"), a.node, a.ClusterID, a.learnClusterID)
+			},
+			// Forget the tombstones of old deletes.
+			func(ctx context.Context) { cluster.ReapTombstones(ctx, a.logger.Named("tombstones"), a.node) },
+		)
+	}
+	return duties
 }
 
 // leadershipTransferTimeout bounds the hand-off a leader attempts when it

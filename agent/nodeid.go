@@ -31,24 +31,8 @@ func loadOrCreateNodeID(dataDir string) (string, error) {
 		return "", fmt.Errorf("read node ID: %w", err)
 	}
 	id := uuid.NewString()
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("write node ID: %w", err)
-	}
-	_, werr := f.WriteString(id + "\n")
-	if serr := f.Sync(); werr == nil {
-		werr = serr
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("write node ID %s: %w", path, werr)
+	if err := writeFileOnce(path, id+"\n"); err != nil {
+		return "", fmt.Errorf("write node ID %w", err)
 	}
 	return id, nil
 }

@@ -122,8 +122,8 @@ const announceTimeout = time.Second
 // keep routing to it and refuse its name at a new address.
 func (a *Agent) closeAll(announce bool) error {
 	var errs []error
-	if a.httpLn != nil {
-		a.httpLn.Close()
+	for _, ln := range a.httpListeners() {
+		ln.Close()
 	}
 	if a.node != nil {
 		if err := a.node.Shutdown(); err != nil {

@@ -51,7 +51,8 @@ Signals:
   leave the cluster on either (skip_leave_on_interrupt = true,
   leave_on_terminate = false), so a restart keeps its place; set those keys
   to leave instead. A second signal exits at once. SIGHUP reloads the log
-  level from the configuration files.
+  level from the configuration files and the TLS certificates, keys and CA
+  files, as "conclave reload" does.
 `
 )
 
@@ -113,7 +114,10 @@ func (c *AgentCommand) Run(args []string) int {
 		JSONFormat: cfg.LogJSON,
 		Output:     os.Stdout,
 	})
-	a, err := agent.New(agent.Options{Config: cfg, Logger: logger, Version: Version})
+	a, err := agent.New(agent.Options{
+		Config: cfg, Logger: logger, Version: Version,
+		Reload: func() error { return reloadConfig(opts, logger) },
+	})
 	if err != nil {
 		c.Ui.Error("Error starting agent: " + err.Error())
 		return 1
@@ -123,8 +127,15 @@ func (c *AgentCommand) Run(args []string) int {
 	a.Start(ctx)
 
 	c.Ui.Output("Conclave agent running!")
+	httpAPI := a.HTTPAddr()
+	if httpAPI == "" {
+		httpAPI = "off"
+	}
+	if https := a.HTTPSAddr(); https != "" {
+		httpAPI += ", HTTPS: " + https
+	}
 	c.Ui.Info(fmt.Sprintf("  Node name: %s\n    Node ID: %s\n     Server: %t (bootstrap_expect: %d)\n   HTTP API: %s\n       Raft: %s\n Datacenter: %s",
-		cfg.NodeName, a.NodeID(), cfg.Server, cfg.BootstrapExpect, a.HTTPAddr(), a.RaftAddr(), cfg.Datacenter))
+		cfg.NodeName, a.NodeID(), cfg.Server, cfg.BootstrapExpect, httpAPI, a.RaftAddr(), cfg.Datacenter))
 
 	return c.wait(a, cfg, opts, logger)
 }
@@ -152,7 +163,9 @@ func (c *AgentCommand) wait(a *agent.Agent, cfg *config.Config, opts config.Load
 		case sig = <-sigCh:
 		}
 		if sig == syscall.SIGHUP {
-			c.reload(opts, logger)
+			if err := a.Reload(); err != nil {
+				logger.Error("reload failed; what failed keeps its running configuration", "error", err)
+			}
 			continue
 		}
 		logger.Info("caught signal", "signal", sig.String())
@@ -182,16 +195,18 @@ func (c *AgentCommand) wait(a *agent.Agent, cfg *config.Config, opts config.Load
 	}
 }
 
-// reload re-reads the configuration and applies what can change at run
-// time: the log level.
-func (c *AgentCommand) reload(opts config.LoadOptions, logger hclog.Logger) {
+// reloadConfig re-reads the configuration files and applies what the
+// command owns and can change at run time: the log level. The agent calls
+// it first when it reloads (SIGHUP, PUT /v1/agent/reload), then reloads
+// its TLS files.
+func reloadConfig(opts config.LoadOptions, logger hclog.Logger) error {
 	res, err := config.Load(opts)
 	if err != nil {
-		logger.Error("reload failed; keeping the running configuration", "error", err)
-		return
+		return fmt.Errorf("load configuration: %w", err)
 	}
 	logger.SetLevel(hclog.LevelFromString(res.Config.LogLevel))
 	logger.Info("reloaded configuration", "log_level", res.Config.LogLevel)
+	return nil
 }
 
 // pathList collects the values of a repeatable flag in command-line order:

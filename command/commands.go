@@ -44,6 +44,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"lock": func() (cli.Command, error) {
 			return &LockCommand{Meta: meta}, nil
 		},
+		"reload": func() (cli.Command, error) {
+			return &ReloadCommand{Meta: meta}, nil
+		},
 		"members": func() (cli.Command, error) {
 			return &MembersCommand{Meta: meta}, nil
 		},

@@ -23,6 +23,7 @@ func TestCommands_names(t *testing.T) {
 		"operator", "operator autopilot", "operator autopilot health",
 		"operator bootstrap", "operator discover", "operator raft",
 		"operator raft list-peers", "operator raft remove-peer",
+		"reload",
 		"session", "session destroy", "session info", "session list",
 		"snapshot", "snapshot restore", "snapshot save",
 		"tls", "tls ca", "tls ca create", "tls cert", "tls cert create",

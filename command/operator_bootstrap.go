@@ -79,6 +79,9 @@ func bootstrapText(s *api.BootstrapStatus) string {
 	if s.At != nil {
 		pairs = append(pairs, [2]string{"Bootstrapped at", s.At.Format(time.RFC3339)})
 	}
+	if s.ClusterID != "" {
+		pairs = append(pairs, [2]string{"Cluster ID", s.ClusterID})
+	}
 	if s.Reason != "" {
 		pairs = append(pairs, [2]string{"Reason", s.Reason})
 	}

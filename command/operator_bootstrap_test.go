@@ -18,7 +18,8 @@ func runBootstrap(t *testing.T, routes map[string]reply, args ...string) (code i
 }
 
 const bootstrappedJSON = `{"State":"bootstrapped","Expect":3,"Seen":["srv-a","srv-b","srv-c"],
-  "By":"srv-a","At":"2025-01-02T03:04:05Z","Reason":"3 of 3 expected servers seen; srv-a has the lowest name"}`
+  "By":"srv-a","At":"2025-01-02T03:04:05Z","Reason":"3 of 3 expected servers seen; srv-a has the lowest name",
+  "ClusterID":"9a1e5c2d-0b7f-4e36-a1c8-5f0d2b9e7c41"}`
 
 func TestOperatorBootstrapCommand_text(t *testing.T) {
 	cases := []struct {

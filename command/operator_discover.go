@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/conclavehq/conclave/agent/api"
+	"github.com/conclavehq/conclave/config"
 	"github.com/conclavehq/conclave/discover"
 )
 
@@ -87,7 +88,7 @@ func (c *OperatorDiscoverCommand) Run(args []string) int {
 	)
 	fs := c.FlagSet("operator discover", c.Help())
 	fs.StringVar(&format, "format", formatText, "")
-	fs.IntVar(&port, "port", discover.DefaultPort, "")
+	fs.IntVar(&port, "port", config.DefaultSerfLANPort, "")
 	fs.DurationVar(&timeout, "timeout", api.DiscoverTimeout, "")
 	fs.BoolVar(&viaAgent, "via-agent", false, "")
 	if err := fs.Parse(args); err != nil {

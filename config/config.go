@@ -92,8 +92,12 @@ type Config struct {
 
 	// KVMaxValueSize is the largest value, in bytes, a key/value write may
 	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
-	// range 1 to 64 MiB. Key: kv_max_value_size.
+	// range 1 to 64 MiB. Keys: kv_max_value_size, or Consul's
+	// limits.kv_max_value_size.
 	KVMaxValueSize int
+
+	// Limits bound what one client may cost the agent. Key: limits.
+	Limits Limits
 
 	// EnableDebug serves Go's runtime profiles (net/http/pprof) on the
 	// HTTP API under /debug/pprof/, as Consul's enable_debug does. Anyone
@@ -184,8 +188,15 @@ type Performance struct {
 // DefaultRaftMultiplier is the raft_multiplier used when none is configured.
 const DefaultRaftMultiplier = 2
 
+// DefaultSerfLANPort is the gossip port (ports.serf_lan) when none is
+// configured, Consul's 8301. It is the one home of the number: discover
+// takes the port from its caller, and the agent and `conclave operator
+// discover` pass this one when they have no other.
+const DefaultSerfLANPort = 8301
+
 // DefaultKVMaxValueSize is the kv_max_value_size used when none is
-// configured, and MaxKVMaxValueSize its upper bound.
+// configured, and MaxKVMaxValueSize its upper bound. This is the one home
+// of the default: consensus takes the limit from its caller.
 const (
 	DefaultKVMaxValueSize = 512 << 10
 	MaxKVMaxValueSize     = 64 << 20
@@ -205,7 +216,7 @@ func Default() *Config {
 		Ports: Ports{
 			HTTP:    8500,
 			HTTPS:   -1,
-			SerfLAN: 8301,
+			SerfLAN: DefaultSerfLANPort,
 			Server:  8300,
 		},
 		TLS: TLS{
@@ -215,6 +226,10 @@ func Default() *Config {
 		RetryInterval:  30 * time.Second,
 		LogLevel:       "info",
 		KVMaxValueSize: DefaultKVMaxValueSize,
+		Limits: Limits{
+			HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient,
+			TxnMaxReqLen:          DefaultTxnMaxReqLen,
+		},
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
 		},

@@ -113,7 +113,13 @@ var consulSettings = []consulSetting{
 	{"http_config.response_headers", consulIgnore, "Conclave's answers would lack the extra headers."},
 	{"key_file", consulRefuse, "A legacy TLS key that Conclave does not read; set tls.defaults.key_file instead."},
 	{"license_path", consulIgnore, "Conclave needs no license."},
-	{"limits", consulIgnore, "Conclave applies its own limits."},
+	{"limits.https_handshake_timeout", consulIgnore, "Conclave bounds the TLS handshake by its 10 s header timeout."},
+	{"limits.request_limits", consulRefuse, "Conclave has no request rate limiter; requests would not be limited as this asks."},
+	{"limits.rpc_client_timeout", consulIgnore, "Conclave's forwarded requests time out after 30 s."},
+	{"limits.rpc_handshake_timeout", consulIgnore, "The server port gives a connection 5 s to say which protocol it speaks."},
+	{"limits.rpc_max_burst", consulRefuse, "Conclave has no rate limit on forwarded requests; they would not be limited as this asks."},
+	{"limits.rpc_max_conns_per_client", consulRefuse, "The server port does not limit connections per client; they would not be limited as this asks."},
+	{"limits.rpc_rate", consulRefuse, "Conclave has no rate limit on forwarded requests; they would not be limited as this asks."},
 	{"locality", consulIgnore, "Conclave has no locality-aware routing."},
 	{"log_file", consulIgnore, "Logs go to stdout; let the service manager write them to a file."},
 	{"log_rotate_bytes", consulIgnore, "Logs go to stdout; see log_file."},
@@ -305,7 +311,7 @@ func consulDiagnostics(body hcl.Body, diags hcl.Diagnostics) hcl.Diagnostics {
 // knownBlocks returns the blocks of body that Conclave's schema has, such
 // as ports, whose keys may include Consul keys such as ports.grpc.
 func knownBlocks(body hcl.Body) []*hcl.Block {
-	schema := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "ports"}, {Type: "performance"}, {Type: "tls"}}}
+	schema := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "ports"}, {Type: "performance"}, {Type: "tls"}, {Type: "limits"}}}
 	content, _, _ := body.PartialContent(schema)
 	if content == nil {
 		return nil

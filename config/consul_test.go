@@ -44,15 +44,14 @@ func TestConsulServerConfig(t *testing.T) {
 		`testdata/consul-server.hcl:64:1: Consul setting "log_file" is not supported by Conclave; Logs go to stdout; let the service manager write them to a file. The setting is ignored.`,
 		`testdata/consul-server.hcl:65:1: Consul setting "log_rotate_max_files" is not supported by Conclave; Logs go to stdout; see log_file. The setting is ignored.`,
 		`testdata/consul-server.hcl:67:1: Consul setting "node_meta" is not supported by Conclave; Conclave has no node metadata. The setting is ignored.`,
-		`testdata/consul-server.hcl:71:1: Consul setting "limits" is not supported by Conclave; Conclave applies its own limits. The setting is ignored.`,
 	}
 	if diff := cmp.Diff(want, res.Warnings); diff != "" {
 		t.Errorf("Load(%s) warnings (-want +got):\n%s", path, diff)
 	}
 	// The settings Conclave has still apply.
 	c := res.Config
-	if c.NodeName != "consul-server-1" || !c.Server || c.BootstrapExpect != 3 || c.Ports.HTTP != 8500 || !c.LeaveOnTerminate {
-		t.Errorf("Load(%s) = %+v, want the file's node_name, server, bootstrap_expect, ports.http, leave_on_terminate", path, c)
+	if c.NodeName != "consul-server-1" || !c.Server || c.BootstrapExpect != 3 || c.Ports.HTTP != 8500 || !c.LeaveOnTerminate || c.Limits.HTTPMaxConnsPerClient != 200 {
+		t.Errorf("Load(%s) = %+v, want the file's node_name, server, bootstrap_expect, ports.http, leave_on_terminate, limits", path, c)
 	}
 }
 

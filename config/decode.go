@@ -36,6 +36,7 @@ type rawConfig struct {
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 	EnableDebug          *bool           `hcl:"enable_debug"`
 	TLS                  *rawTLS         `hcl:"tls,block"`
+	Limits               *rawLimits      `hcl:"limits,block"`
 	RaftLogStore         *rawLogStore    `hcl:"raft_logstore,block"`
 }
 
@@ -162,6 +163,8 @@ func collectAttrs(body hcl.Body, schemaOf any, prefix string, attrs map[string]*
 			collectAttrs(blk.Body, &rawPorts{}, "ports.", attrs)
 		case "performance":
 			collectAttrs(blk.Body, &rawPerformance{}, "performance.", attrs)
+		case "limits":
+			collectAttrs(blk.Body, &rawLimits{}, "limits.", attrs)
 		case "tls":
 			collectAttrs(blk.Body, &rawTLS{}, "tls.", attrs)
 		case "tls.defaults", "tls.internal_rpc", "tls.https":

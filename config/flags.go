@@ -65,7 +65,7 @@ func (f *Flags) AddTo(fs *flag.FlagSet) {
 	fs.Var(newValue(&f.HTTPPort, parseInt), "http-port",
 		"The `port` for the HTTP API; 0 picks a free port. Default 8500.")
 	fs.Var(newValue(&f.SerfLANPort, parseInt), "serf-lan-port",
-		"The `port` for gossip, TCP and UDP; 0 picks a free port. Default 8301.")
+		fmt.Sprintf("The `port` for gossip, TCP and UDP; 0 picks a free port. Default %d.", DefaultSerfLANPort))
 	fs.Var(newValue(&f.ServerPort, parseInt), "server-port",
 		"The `port` for Raft; 0 picks a free port. Default 8300.")
 	fs.Var((*listValue)(&f.RetryJoin), "retry-join",

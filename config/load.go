@@ -295,6 +295,9 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	if r.TLS != nil {
 		errs = append(errs, b.applyTLS(f, r.TLS)...)
 	}
+	if r.Limits != nil {
+		b.applyLimits(f, r.Limits)
+	}
 	if ls := r.RaftLogStore; ls != nil {
 		fromFile(b, f, "raft_logstore.backend", ls.Backend, &c.RaftLogStore.Backend)
 		if vr := ls.Verification; vr != nil {

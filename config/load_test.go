@@ -90,6 +90,7 @@ func wantDefault(t *testing.T) *Config {
 		LogLevel:       "info",
 		Performance:    Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize: DefaultKVMaxValueSize,
+		Limits:         Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
 		RaftLogStore:   defaultRaftLogStore,
 	}
 }
@@ -162,6 +163,11 @@ performance {
 kv_max_value_size = 1048576
 enable_debug      = true
 
+limits {
+  http_max_conns_per_client = 50
+  txn_max_req_len           = 2097152
+}
+
 raft_logstore {
   backend = "boltdb"
   verification {
@@ -194,6 +200,7 @@ raft_logstore {
 		LogJSON:              true,
 		Performance:          Performance{RaftMultiplier: 5},
 		KVMaxValueSize:       1 << 20,
+		Limits:               Limits{HTTPMaxConnsPerClient: 50, TxnMaxReqLen: 2 << 20},
 		EnableDebug:          true,
 		RaftLogStore: RaftLogStore{
 			Backend:      "boltdb",
@@ -373,6 +380,7 @@ func TestLoadFlags(t *testing.T) {
 		LogJSON:              false,
 		Performance:          Performance{RaftMultiplier: DefaultRaftMultiplier},
 		KVMaxValueSize:       DefaultKVMaxValueSize,
+		Limits:               Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
 		EnableDebug:          true,
 		RaftLogStore:         defaultRaftLogStore,
 	}
@@ -839,6 +847,26 @@ func TestLoadErrors(t *testing.T) {
 			name:  "kv_max_value_size wrong type",
 			files: map[string]string{"k.hcl": "kv_max_value_size = \"big\"\n"},
 			want:  "k.hcl:1:21: Incorrect attribute value type; Inappropriate value for attribute \"kv_max_value_size\": a number is required.",
+		},
+		{
+			name:  "limits.kv_max_value_size too large",
+			files: map[string]string{"l.hcl": "limits {\n  kv_max_value_size = 67108865\n}\n"},
+			want:  "l.hcl:2:23: Invalid kv_max_value_size; kv_max_value_size must be between 1 and 67108864 bytes, got 67108865.",
+		},
+		{
+			name:  "txn_max_req_len zero",
+			files: map[string]string{"l.hcl": "limits {\n  txn_max_req_len = 0\n}\n"},
+			want:  "l.hcl:2:21: Invalid limits.txn_max_req_len; limits.txn_max_req_len must be between 1 and 67108864 bytes, got 0.",
+		},
+		{
+			name:  "http_max_conns_per_client negative",
+			files: map[string]string{"l.hcl": "limits {\n  http_max_conns_per_client = -1\n}\n"},
+			want:  "l.hcl:2:31: Invalid limits.http_max_conns_per_client; limits.http_max_conns_per_client must be 0 (no limit) or more, got -1.",
+		},
+		{
+			name:  "limits.rpc_rate",
+			files: map[string]string{"l.hcl": "limits {\n  rpc_rate = 10\n}\n"},
+			want:  `l.hcl:2:3: Consul setting "limits.rpc_rate" is not supported by Conclave; Conclave has no rate limit on forwarded requests; they would not be limited as this asks. Remove the setting.`,
 		},
 		{
 			name:  "enable_debug wrong type",

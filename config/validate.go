@@ -58,6 +58,7 @@ func (c *Config) validate(o origins, tlsInherited map[string]string) ([]string, 
 	v.checkTLS()
 	v.checkRetry()
 	v.checkPerformance()
+	v.checkLimits()
 	v.checkRaftLogStore()
 	v.checkDataDir()
 	return v.warnings, errors.Join(v.errs...)

@@ -122,6 +122,7 @@ func TestValidate(t *testing.T) {
 				"Invalid retry_interval; retry_interval must be positive, got 0s.\n" +
 				"Invalid performance.raft_multiplier; performance.raft_multiplier must be between 1 and 10, got 0.\n" +
 				"Invalid kv_max_value_size; kv_max_value_size must be between 1 and 67108864 bytes, got 0.\n" +
+				"Invalid limits.txn_max_req_len; limits.txn_max_req_len must be between 1 and 67108864 bytes, got 0.\n" +
 				"Invalid raft_logstore.verification.interval; raft_logstore.verification.interval must be positive, got 0s.\n" +
 				"Invalid raft_logstore.wal.segment_size_mb; raft_logstore.wal.segment_size_mb must be between 1 and 1024, got 0.",
 		},

@@ -140,7 +140,7 @@ func BenchmarkNodeApply(b *testing.B) {
 			if mode != "inmem" {
 				store.Backend = Backend(mode)
 			}
-			n, err := New(Config{ID: "bench", Stream: stream, DataDir: b.TempDir(), InMemory: mode == "inmem", LogStore: store})
+			n, err := New(Config{ID: "bench", Stream: stream, DataDir: b.TempDir(), InMemory: mode == "inmem", LogStore: store, MaxValueSize: testMaxValueSize})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,11 +10,6 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultMaxValueSize is the largest value, in bytes, that Node.Apply
-// accepts for a set or cas unless Config.MaxValueSize says otherwise. It is
-// Consul's default kv_max_value_size.
-const DefaultMaxValueSize = 512 * 1024
-
 // Op is the type of a Command: the first byte of its log entry, by which
 // the state machine dispatches it. A type this release does not know was
 // written by a newer one; applying it is an error that names it.
@@ -226,14 +221,12 @@ type TxnOp struct {
 
 // Validate checks cmd before it goes into the log: keys must be valid
 // UTF-8 and must not begin with "/", every key but a delete-tree prefix must
-// be non-empty, and no value may be larger than maxValueSize bytes
-// (DefaultMaxValueSize when maxValueSize <= 0). It returns an error that
+// be non-empty, and no value may be larger than maxValueSize bytes (no
+// size check when maxValueSize <= 0; Node.Apply passes
+// Config.MaxValueSize). It returns an error that
 // matches ErrInvalidKey, ErrValueTooLarge or ErrInvalidCommand; for a
 // transaction it is a *TxnOpError naming the operation.
 func (c Command) Validate(maxValueSize int) error {
-	if maxValueSize <= 0 {
-		maxValueSize = DefaultMaxValueSize
-	}
 	switch c.Op {
 	case OpSet, OpCAS:
 		if err := checkKey(c.Key, false); err != nil {
@@ -333,7 +326,7 @@ func checkKey(key string, allowEmpty bool) error {
 }
 
 func checkValue(key string, value []byte, limit int) error {
-	if len(value) > limit {
+	if limit > 0 && len(value) > limit {
 		return &ValueTooLargeError{Key: key, Size: len(value), Limit: limit}
 	}
 	return nil

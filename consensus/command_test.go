@@ -154,7 +154,7 @@ func TestDecodeCommandMalformed(t *testing.T) {
 }
 
 func TestCommandValidate(t *testing.T) {
-	big := make([]byte, DefaultMaxValueSize+1)
+	big := make([]byte, testMaxValueSize+1)
 	cases := []struct {
 		name    string
 		cmd     Command
@@ -165,8 +165,9 @@ func TestCommandValidate(t *testing.T) {
 	}{
 		{"set", Command{Op: OpSet, Key: "a/b", Value: []byte("v")}, 0, nil, -1},
 		{"set unicode key", Command{Op: OpSet, Key: "ключ/😀"}, 0, nil, -1},
-		{"set value at the default limit", Command{Op: OpSet, Key: "k", Value: big[:DefaultMaxValueSize]}, 0, nil, -1},
-		{"set value over the default limit", Command{Op: OpSet, Key: "k", Value: big}, 0, ErrValueTooLarge, -1},
+		{"set value at the limit", Command{Op: OpSet, Key: "k", Value: big[:testMaxValueSize]}, testMaxValueSize, nil, -1},
+		{"set value over the limit", Command{Op: OpSet, Key: "k", Value: big}, testMaxValueSize, ErrValueTooLarge, -1},
+		{"no limit", Command{Op: OpSet, Key: "k", Value: big}, 0, nil, -1},
 		{"set value over a configured limit", Command{Op: OpSet, Key: "k", Value: []byte("12345")}, 4, ErrValueTooLarge, -1},
 		{"cas value over the limit", Command{Op: OpCAS, Key: "k", Value: []byte("12345")}, 4, ErrValueTooLarge, -1},
 		{"set empty key", Command{Op: OpSet, Value: []byte("v")}, 0, ErrInvalidKey, -1},

@@ -21,6 +21,9 @@ func Example() {
 		Name:     "server-1",
 		Stream:   stream,
 		InMemory: true,
+		// The largest value a set accepts: Consul's default
+		// kv_max_value_size, which the agent passes from its config.
+		MaxValueSize: 512 << 10,
 	})
 	if err != nil {
 		stream.Close()

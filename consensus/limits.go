@@ -6,5 +6,5 @@ package consensus
 func ValidateKey(key string) error { return checkKey(key, true) }
 
 // MaxValueSize is the largest value, in bytes, Apply accepts for a set or
-// cas: Config.MaxValueSize, or DefaultMaxValueSize when that is not set.
+// cas: Config.MaxValueSize.
 func (n *Node) MaxValueSize() int { return n.cfg.MaxValueSize }

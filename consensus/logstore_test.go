@@ -56,7 +56,8 @@ func openStoreNode(t *testing.T, dir string, backend Backend, logs *syncBuffer) 
 	}
 	n, err := New(Config{
 		ID: "node-1", Name: "node-1", Stream: stream, DataDir: dir, Logger: logger,
-		LogStore: LogStoreConfig{Backend: backend, WALSegmentSize: testSegmentSize},
+		LogStore:     LogStoreConfig{Backend: backend, WALSegmentSize: testSegmentSize},
+		MaxValueSize: testMaxValueSize,
 	})
 	if err != nil {
 		stream.Close()

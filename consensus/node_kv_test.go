@@ -321,3 +321,49 @@ func TestSessionsThreeNodes(t *testing.T) {
 		t.Error("the new leader let an acquire through during the lock delay")
 	}
 }
+
+// TestRestoreKeepsTheClusterID: a snapshot taken from another cluster (a
+// backup restored into a new cluster) brings that cluster's data but not
+// its identity: every server keeps the restoring cluster's ID, so none of
+// them sees its store name another cluster than its data_dir does. A
+// cluster with no ID yet adopts the snapshot's.
+func TestRestoreKeepsTheClusterID(t *testing.T) {
+	other := NewFSM()
+	mustApply(t, other, 1, Command{Op: OpSetClusterMeta, ClusterID: "other-cluster"})
+	mustApply(t, other, 2, setCmd("from/other", "v"))
+	var snap bytes.Buffer
+	if _, err := writeSnapshot(&snap, other.View()); err != nil {
+		t.Fatalf("writeSnapshot: %v", err)
+	}
+
+	nodes, leader := startCluster(t, 3)
+	if _, err := leader.RestoreSnapshot(ctxFor(t), bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("RestoreSnapshot into a cluster without an ID: %v", err)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, waitTimeout, func() error {
+			if m, _ := n.View().ClusterMeta(); m.ClusterID != "other-cluster" {
+				return fmt.Errorf("%s: cluster ID after restore = %q, want the snapshot's %q", n.ID(), m.ClusterID, "other-cluster")
+			}
+			return nil
+		})
+	}
+
+	// Now a cluster with its own ID restores another cluster's snapshot.
+	nodes, leader = startCluster(t, 3)
+	mustApplyNode(t, leader, Command{Op: OpSetClusterMeta, ClusterID: "this-cluster"})
+	if _, err := leader.RestoreSnapshot(ctxFor(t), bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("RestoreSnapshot: %v", err)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, waitTimeout, func() error {
+			if _, ok := n.Get("from/other"); !ok {
+				return fmt.Errorf("%s: from/other missing after the restore", n.ID())
+			}
+			if m, _ := n.View().ClusterMeta(); m.ClusterID != "this-cluster" {
+				return fmt.Errorf("%s: cluster ID after restore = %q, want %q (its own)", n.ID(), m.ClusterID, "this-cluster")
+			}
+			return nil
+		})
+	}
+}

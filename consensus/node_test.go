@@ -24,6 +24,10 @@ import (
 // on a busy machine.
 const waitTimeout = 15 * time.Second
 
+// testMaxValueSize is the value size limit of the test nodes: Consul's
+// default kv_max_value_size, as the agent passes it.
+const testMaxValueSize = 512 << 10
+
 // newTestNode starts a node on a loopback TCP stream with BoltDB under a
 // fresh t.TempDir(). cb may change the config before New; the node is shut
 // down when the test ends.
@@ -40,7 +44,8 @@ func newTestNode(t *testing.T, id string, cb func(*Config)) *Node {
 		DataDir: t.TempDir(),
 		Logger:  testutil.Logger(t),
 		// raft-wal preallocates each segment; 64 MiB per test is too much.
-		LogStore: LogStoreConfig{WALSegmentSize: testSegmentSize},
+		LogStore:     LogStoreConfig{WALSegmentSize: testSegmentSize},
+		MaxValueSize: testMaxValueSize,
 	}
 	if cb != nil {
 		cb(&cfg)
@@ -157,7 +162,8 @@ func TestNewValidation(t *testing.T) {
 	}{
 		{"missing ID", Config{Stream: stream, DataDir: t.TempDir()}},
 		{"missing stream", Config{ID: "node-1", DataDir: t.TempDir()}},
-		{"data dir is a file", Config{ID: "node-1", Stream: stream, DataDir: file}},
+		{"data dir is a file", Config{ID: "node-1", Stream: stream, DataDir: file, MaxValueSize: 1}},
+		{"missing max value size", Config{ID: "node-1", Stream: stream, DataDir: t.TempDir()}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

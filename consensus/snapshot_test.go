@@ -163,7 +163,7 @@ func bigStore(t testing.TB, n int) *FSM {
 	add(Command{Op: OpReapTombstones, Index: idx - 20})
 	// A value larger than the snapshot buffer and one at the limit.
 	add(Command{Op: OpSet, Key: "big", Value: bytes.Repeat([]byte{0xab}, 1<<20)})
-	add(Command{Op: OpSet, Key: "limit", Value: bytes.Repeat([]byte{0xcd}, DefaultMaxValueSize)})
+	add(Command{Op: OpSet, Key: "limit", Value: bytes.Repeat([]byte{0xcd}, testMaxValueSize)})
 	add(Command{Op: OpSet, Key: "", Value: []byte("empty key")})
 	flush()
 	return f

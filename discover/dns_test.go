@@ -156,7 +156,7 @@ func TestRealDNSNameAppearsLater(t *testing.T) {
 	const name = "conclave.default.svc.cluster.test"
 	entries := []string{name}
 
-	addrs, errs := r.Resolve(t.Context(), entries, 0)
+	addrs, errs := r.Resolve(t.Context(), entries, testPort)
 	if len(addrs) != 0 || len(errs) != 1 {
 		t.Fatalf("first Resolve = %v, %v; want no address and one error", addrs, errs)
 	}
@@ -173,7 +173,7 @@ func TestRealDNSNameAppearsLater(t *testing.T) {
 	}
 
 	d.set(name, "10.8.0.10", "10.8.0.11")
-	addrs, errs = r.Resolve(t.Context(), entries, 0)
+	addrs, errs = r.Resolve(t.Context(), entries, testPort)
 	if len(errs) != 0 {
 		t.Fatalf("second Resolve errs = %v, want none", errs)
 	}
@@ -187,7 +187,7 @@ func TestRealDNSNameAppearsLater(t *testing.T) {
 	// A name with no A or AAAA record (NODATA) is no address, not a
 	// crash or an empty success.
 	d.set(name)
-	_, errs = r.Resolve(t.Context(), entries, 0)
+	_, errs = r.Resolve(t.Context(), entries, testPort)
 	if len(errs) != 1 {
 		t.Fatalf("Resolve of a name without records errs = %v, want one error", errs)
 	}

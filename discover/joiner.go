@@ -38,7 +38,7 @@ type JoinerConfig struct {
 	Entries []string
 
 	// DefaultPort is the gossip port given to addresses without one.
-	// Default 0 means DefaultPort (8301).
+	// Required (1 to 65535): the agent passes its own gossip port.
 	DefaultPort int
 
 	// Interval is the wait between the end of a failed attempt and the
@@ -96,9 +96,6 @@ type Joiner struct {
 func NewJoiner(cfg JoinerConfig) (*Joiner, error) {
 	if cfg.Join == nil {
 		return nil, errors.New("join func is nil")
-	}
-	if cfg.DefaultPort == 0 {
-		cfg.DefaultPort = DefaultPort
 	}
 	if cfg.DefaultPort < 1 || cfg.DefaultPort > 65535 {
 		return nil, fmt.Errorf("default port %d is not a number from 1 to 65535", cfg.DefaultPort)

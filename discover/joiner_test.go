@@ -70,12 +70,13 @@ func testJoiner(t *testing.T, dns *lookupRecorder, join *fakeJoin, cb func(*Join
 	t.Helper()
 	logger, buf := testLogger(t)
 	cfg := JoinerConfig{
-		Entries:  []string{"servers.example"},
-		Interval: 10 * time.Second,
-		Jitter:   -1,
-		Join:     join.Join,
-		Logger:   logger,
-		Resolver: &Resolver{LookupHost: dns.LookupHost, Providers: map[string]Provider{}, Logger: logger},
+		Entries:     []string{"servers.example"},
+		DefaultPort: testPort,
+		Interval:    10 * time.Second,
+		Jitter:      -1,
+		Join:        join.Join,
+		Logger:      logger,
+		Resolver:    &Resolver{LookupHost: dns.LookupHost, Providers: map[string]Provider{}, Logger: logger},
 	}
 	if cb != nil {
 		cb(&cfg)
@@ -233,7 +234,7 @@ func TestJoinerDeadline(t *testing.T) {
 
 func TestJoinerNoEntries(t *testing.T) {
 	join := &fakeJoin{script: []joinResult{{1, nil}}}
-	j, err := NewJoiner(JoinerConfig{Join: join.Join})
+	j, err := NewJoiner(JoinerConfig{Join: join.Join, DefaultPort: testPort})
 	if err != nil {
 		t.Fatalf("NewJoiner() error = %v", err)
 	}
@@ -265,7 +266,7 @@ func TestJoinerPartialFailureIsSuccess(t *testing.T) {
 
 func TestJoinerJitter(t *testing.T) {
 	join := &fakeJoin{script: []joinResult{{1, nil}}}
-	j, err := NewJoiner(JoinerConfig{Entries: []string{"10.0.0.1"}, Interval: 10 * time.Second, Join: join.Join})
+	j, err := NewJoiner(JoinerConfig{Entries: []string{"10.0.0.1"}, DefaultPort: testPort, Interval: 10 * time.Second, Join: join.Join})
 	if err != nil {
 		t.Fatalf("NewJoiner() error = %v", err)
 	}
@@ -328,6 +329,7 @@ func TestNewJoinerRejects(t *testing.T) {
 	}{
 		{name: "no join func", cfg: JoinerConfig{}, want: "join func is nil"},
 		{name: "port", cfg: JoinerConfig{Join: join, DefaultPort: 70000}, want: "default port 70000 is not a number from 1 to 65535"},
+		{name: "no port", cfg: JoinerConfig{Join: join, DefaultPort: -1}, want: "default port -1 is not a number from 1 to 65535"},
 		{name: "interval", cfg: JoinerConfig{Join: join, Interval: -time.Second}, want: "interval -1s is negative"},
 		{name: "max attempts", cfg: JoinerConfig{Join: join, MaxAttempts: -1}, want: "max attempts -1 is negative"},
 		{name: "jitter", cfg: JoinerConfig{Join: join, Jitter: 0.6}, want: "jitter 0.6 is greater than 0.5"},
@@ -350,6 +352,9 @@ func TestNewJoinerRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.DefaultPort == 0 {
+				tc.cfg.DefaultPort = testPort
+			}
 			j, err := NewJoiner(tc.cfg)
 			if err == nil {
 				t.Fatalf("NewJoiner() = %v, want error %q", j, tc.want)

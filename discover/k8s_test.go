@@ -182,7 +182,7 @@ func TestK8sProvider(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			entry := "provider=k8s kubeconfig=" + kubeconfig + " " + tc.args
 			before := srv.Requests()
-			x, err := r.Explain(t.Context(), entry, 0)
+			x, err := r.Explain(t.Context(), entry, testPort)
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("Explain(%q) error = %v, want nil", entry, err)
 			}

@@ -18,6 +18,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// testPort is the default port the tests pass: the agent's default
+// gossip port.
+const testPort = 8301
+
 // fakeProvider is a Provider that records the args it is called with and
 // returns fixed addresses or an error.
 type fakeProvider struct {
@@ -130,7 +134,7 @@ func TestExplainAddress(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			x, err := r.Explain(t.Context(), tc.entry, 0)
+			x, err := r.Explain(t.Context(), tc.entry, testPort)
 			if err != nil {
 				t.Fatalf("Explain(%q) error = %v, want nil", tc.entry, err)
 			}
@@ -178,7 +182,7 @@ func TestExplainInvalidAddress(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.entry, func(t *testing.T) {
-			x, err := r.Explain(t.Context(), tc.entry, 0)
+			x, err := r.Explain(t.Context(), tc.entry, testPort)
 			if err == nil {
 				t.Fatalf("Explain(%q) = %v, want error %q", tc.entry, x.Addrs, tc.want)
 			}
@@ -222,7 +226,7 @@ func TestResolveLooksUpAgainEveryCall(t *testing.T) {
 	r := &Resolver{LookupHost: dns.LookupHost, Providers: map[string]Provider{}}
 	entries := []string{"conclave.default.svc"}
 
-	addrs, errs := r.Resolve(t.Context(), entries, 0)
+	addrs, errs := r.Resolve(t.Context(), entries, testPort)
 	if len(addrs) != 0 || len(errs) != 1 {
 		t.Fatalf("first Resolve = %v, %v; want no addresses and one error", addrs, errs)
 	}
@@ -231,7 +235,7 @@ func TestResolveLooksUpAgainEveryCall(t *testing.T) {
 	}
 
 	dns.set("conclave.default.svc", "10.1.2.3")
-	addrs, errs = r.Resolve(t.Context(), entries, 0)
+	addrs, errs = r.Resolve(t.Context(), entries, testPort)
 	if len(errs) != 0 {
 		t.Fatalf("second Resolve errs = %v, want none", errs)
 	}
@@ -246,7 +250,7 @@ func TestResolveLooksUpAgainEveryCall(t *testing.T) {
 func TestResolveEmptyDNSAnswer(t *testing.T) {
 	dns := newFakeDNS(map[string][]string{"empty.example": {}})
 	r := &Resolver{LookupHost: dns.LookupHost, Providers: map[string]Provider{}}
-	_, err := r.Explain(t.Context(), "empty.example", 0)
+	_, err := r.Explain(t.Context(), "empty.example", testPort)
 	if !errors.Is(err, ErrNoAddresses) {
 		t.Errorf("Explain error = %v, want errors.Is ErrNoAddresses", err)
 	}
@@ -319,7 +323,7 @@ func TestResolveParsesLikeGoDiscover(t *testing.T) {
 	theirs := &fakeProvider{addrs: []string{"10.0.0.1"}}
 
 	r := &Resolver{Providers: map[string]Provider{"fake": ours}}
-	if _, errs := r.Resolve(t.Context(), []string{entry}, 0); len(errs) != 0 {
+	if _, errs := r.Resolve(t.Context(), []string{entry}, testPort); len(errs) != 0 {
 		t.Fatalf("Resolve errs = %v, want none", errs)
 	}
 	d := &discover.Discover{Providers: map[string]discover.Provider{"fake": theirs}}
@@ -361,7 +365,7 @@ func TestResolveInvalidProviderConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			addrs, errs := r.Resolve(t.Context(), []string{tc.entry}, 0)
+			addrs, errs := r.Resolve(t.Context(), []string{tc.entry}, testPort)
 			if len(addrs) != 0 || len(errs) != 1 {
 				t.Fatalf("Resolve(%q) = %v, %v; want one error", tc.entry, addrs, errs)
 			}
@@ -434,11 +438,14 @@ func TestResolveDefaultPort(t *testing.T) {
 	for _, tc := range []struct {
 		port int
 		want string
-	}{{0, "10.0.0.1:8301"}, {7946, "10.0.0.1:7946"}} {
+	}{{testPort, "10.0.0.1:8301"}, {7946, "10.0.0.1:7946"}} {
 		addrs, errs := r.Resolve(t.Context(), []string{"10.0.0.1"}, tc.port)
 		if len(errs) != 0 || len(addrs) != 1 || addrs[0] != tc.want {
 			t.Errorf("Resolve(port %d) = %v, %v; want [%s]", tc.port, addrs, errs, tc.want)
 		}
+	}
+	if _, errs := r.Resolve(t.Context(), []string{"10.0.0.1"}, 0); len(errs) != 1 {
+		t.Errorf("Resolve(port 0) errors = %v, want one: the caller gives the port", errs)
 	}
 	addrs, errs := r.Resolve(t.Context(), []string{"10.0.0.1"}, 70000)
 	if len(addrs) != 0 || len(errs) != 1 {
@@ -454,7 +461,7 @@ func TestResolveStopsWhenContextDone(t *testing.T) {
 	r := &Resolver{LookupHost: dns.LookupHost, Providers: map[string]Provider{}}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	addrs, errs := r.Resolve(ctx, []string{"a.example", "b.example"}, 0)
+	addrs, errs := r.Resolve(ctx, []string{"a.example", "b.example"}, testPort)
 	if len(addrs) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
 		t.Errorf("Resolve with done ctx = %v, %v; want only context.Canceled", addrs, errs)
 	}

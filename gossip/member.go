@@ -116,3 +116,8 @@ func fromSerfEvent(e serf.Event) (Event, bool) {
 // IsDuplicateName reports whether err is a join refused because another
 // node holds this node's name (ErrDuplicateName).
 func IsDuplicateName(err error) bool { return errors.Is(err, ErrDuplicateName) }
+
+// IsRefusedMerge reports whether err is a join refused because the other
+// side is another cluster, another datacenter or a duplicate node ID
+// (ErrRefusedMerge).
+func IsRefusedMerge(err error) bool { return errors.Is(err, ErrRefusedMerge) }

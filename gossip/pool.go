@@ -18,7 +18,8 @@ import (
 
 // Member tag keys. Every agent sets role, id, dc and build; servers also set
 // port, http_port, expect (when bootstrap_expect > 0), bootstrap (when
-// bootstrap = true) and raft_state.
+// bootstrap = true), raft_state and cluster_id (once they know their
+// cluster's ID).
 const (
 	TagRole      = "role"
 	TagID        = "id"
@@ -29,6 +30,7 @@ const (
 	TagVersion   = "build"
 	TagRaftState = "raft_state"
 	TagBootstrap = "bootstrap"
+	TagClusterID = "cluster_id"
 
 	RoleServer = "server"
 	RoleClient = "client"
@@ -38,6 +40,12 @@ const (
 // that has not left the pool already uses this node's name with a
 // different node ID. Match it with errors.Is or IsDuplicateName.
 var ErrDuplicateName = errors.New("node name already in use")
+
+// ErrRefusedMerge is wrapped by the error Join returns when the other side
+// is another cluster (both cluster_id tags set and different), another
+// datacenter, or a node with a node ID already in use. Match it with
+// errors.Is or IsRefusedMerge.
+var ErrRefusedMerge = errors.New("refusing to merge")
 
 // Config configures a Pool.
 type Config struct {
@@ -97,7 +105,8 @@ func New(cfg Config) (*Pool, error) {
 	sc.Logger = std
 	sc.EnableNameConflictResolution = false
 	known := &names{byName: make(map[string]nameHolder)}
-	merge := &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID, names: known}
+	merge := &mergeDelegate{name: cfg.NodeName, id: cfg.NodeID, dc: cfg.Tags[TagDC], names: known}
+	merge.clusterID.Store(cfg.Tags[TagClusterID])
 	sc.Merge = merge
 	if cfg.Local {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
@@ -203,8 +212,12 @@ func (p *Pool) Addr() (net.IP, uint16) {
 	return m.Addr, m.Port
 }
 
-// SetTag sets one tag and gossips the change.
+// SetTag sets one tag and gossips the change. Setting TagClusterID also
+// tells the merge delegate which cluster this agent is in now.
 func (p *Pool) SetTag(key, value string) error {
+	if key == TagClusterID {
+		p.merge.clusterID.Store(value)
+	}
 	tags := make(map[string]string)
 	for k, v := range p.serf.LocalMember().Tags {
 		tags[k] = v
@@ -264,6 +277,7 @@ type ServerInfo struct {
 	Expect     int
 	Bootstrap  bool
 	HasState   bool
+	ClusterID  string
 	Version    string
 	Status     Status
 }
@@ -291,6 +305,7 @@ func ParseServer(m Member) (ServerInfo, bool) {
 		RaftPort:   port,
 		Bootstrap:  m.Tags[TagBootstrap] == "1",
 		HasState:   m.Tags[TagRaftState] == "1",
+		ClusterID:  m.Tags[TagClusterID],
 		Version:    m.Tags[TagVersion],
 		Status:     m.Status,
 	}
@@ -332,6 +347,19 @@ func (n *names) record(e serf.MemberEvent) {
 	}
 }
 
+// nameOf returns the name of the member that holds node ID id, unless
+// none does or it left.
+func (n *names) nameOf(id string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name, h := range n.byName {
+		if h.id == id && !h.left {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // holder returns who holds name, unless nobody does or the holder left.
 func (n *names) holder(name string) (id string, ok bool) {
 	n.mu.Lock()
@@ -340,21 +368,45 @@ func (n *names) holder(name string) (id string, ok bool) {
 	return h.id, found && !h.left
 }
 
-// mergeDelegate refuses members whose name is already held by a node with
-// a different ID that has not left: this node's own name, or a name this
-// node knows from the pool, alive or failed. Serf's own name conflict
-// resolution would shut one of them down silently; Conclave refuses
-// loudly instead, on both sides of the join. A failed holder of a name
-// keeps it until an operator runs force-leave on it (or it is reaped);
-// the same node ID coming back, at any address, is always welcome.
+// mergeDelegate refuses members that must not be in this pool:
+//
+//   - a member whose name is already held by a node with a different ID
+//     that has not left: this node's own name, or a name this node knows
+//     from the pool, alive or failed. Serf's own name conflict resolution
+//     would shut one of them down silently; Conclave refuses loudly
+//     instead, on both sides of the join. A failed holder of a name keeps
+//     it until an operator runs force-leave on it (or it is reaped); the
+//     same node ID coming back, at any address, is always welcome;
+//   - a member of another cluster: its cluster_id tag and this agent's are
+//     both set and differ. An empty tag (a client, or a server that
+//     belongs to no cluster yet) passes;
+//   - a member of another datacenter (both dc tags set and different): a
+//     pool holds one datacenter, as Consul's LAN pool does;
+//   - a member that uses this node's ID, or the ID of a member this node
+//     knows that has not left, under another name (a copied data_dir); as
+//     with names, a failed holder keeps its ID until force-leave or reap.
+//
+// Serf calls it for the members of a join or push/pull and for every
+// alive message, with Serf's locks possibly held, so it reads only its
+// own state.
 type mergeDelegate struct {
-	name, id string
-	names    *names
+	name, id, dc string
+	clusterID    atomic.Value // string: this agent's cluster ID, "" for none yet
+	names        *names
 	// refused is the last refusal, for Join to return unflattened.
 	refused atomic.Pointer[error]
 }
 
 func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
+	if err := d.check(members); err != nil {
+		d.refused.Store(&err)
+		return err
+	}
+	return nil
+}
+
+func (d *mergeDelegate) check(members []*serf.Member) error {
+	local, _ := d.clusterID.Load().(string)
 	for _, m := range members {
 		// Serf hands us no alive/failed state here, only "left".
 		if m.Status == serf.StatusLeft {
@@ -366,11 +418,37 @@ func (d *mergeDelegate) NotifyMerge(members []*serf.Member) error {
 			holder, taken = d.id, true
 		}
 		if taken && holder != id {
-			err := fmt.Errorf("%w: %q is used by node ID %s; refusing node ID %s at %s (if the holder is gone for good, run force-leave on it first)",
+			return fmt.Errorf("%w: %q is used by node ID %s; refusing node ID %s at %s (if the holder is gone for good, run force-leave on it first)",
 				ErrDuplicateName, m.Name, holder, id, net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
-			d.refused.Store(&err)
-			return err
+		}
+		other, dc := m.Tags[TagClusterID], m.Tags[TagDC]
+		if other != "" && local != "" && other != local {
+			return fmt.Errorf("%w with node %s (cluster %s, %s): this agent is in cluster %s (%s); two clusters must not be joined, see website/operations.md",
+				ErrRefusedMerge, m.Name, other, dc, local, d.dc)
+		}
+		if dc != "" && d.dc != "" && dc != d.dc {
+			return fmt.Errorf("%w with node %s (cluster %s, %s): this agent is in datacenter %s (cluster %s); a gossip pool holds one datacenter, see website/operations.md",
+				ErrRefusedMerge, m.Name, clusterName(other), dc, d.dc, clusterName(local))
+		}
+		if id == "" {
+			continue
+		}
+		if id == d.id && m.Name != d.name {
+			return fmt.Errorf("%w with node %s: it uses node ID %s, which is this agent's (%s); give it its own data_dir",
+				ErrRefusedMerge, m.Name, id, d.name)
+		}
+		if holder, ok := d.names.nameOf(id); ok && holder != m.Name {
+			return fmt.Errorf("%w with node %s: it uses node ID %s, which is node %s's (if %s is gone for good, run force-leave on it first); give each node its own data_dir",
+				ErrRefusedMerge, m.Name, id, holder, holder)
 		}
 	}
 	return nil
+}
+
+// clusterName is a cluster ID as the refusals print it.
+func clusterName(id string) string {
+	if id == "" {
+		return "no cluster yet"
+	}
+	return id
 }

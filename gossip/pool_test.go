@@ -688,3 +688,110 @@ func TestForceLeave(t *testing.T) {
 	t.Logf("join under the force-left name refused %d times before it succeeded", refused)
 	waitForMember(t, b, "a", hasTag(TagID, "other-id"))
 }
+
+func TestMergeDelegateRefusesOtherClusters(t *testing.T) {
+	known := &names{byName: map[string]nameHolder{}}
+	known.record(serf.MemberEvent{Type: serf.EventMemberJoin, Members: []serf.Member{{Name: "p", Tags: map[string]string{TagID: "id-p"}}}})
+	known.record(serf.MemberEvent{Type: serf.EventMemberLeave, Members: []serf.Member{{Name: "r", Tags: map[string]string{TagID: "id-r"}}}})
+	d := &mergeDelegate{name: "a1", id: "id-a1", dc: "dc1", names: known}
+	d.clusterID.Store("cluster-a")
+	tags := func(id, dc, cluster string) map[string]string {
+		return map[string]string{TagID: id, TagDC: dc, TagClusterID: cluster}
+	}
+	cases := []struct {
+		name    string
+		members []*serf.Member
+		want    []string // substrings of the refusal; nil: accepted
+	}{
+		{"same cluster", []*serf.Member{{Name: "a2", Tags: tags("id-a2", "dc1", "cluster-a")}}, nil},
+		{"no cluster yet", []*serf.Member{{Name: "n", Tags: tags("id-n", "dc1", "")}}, nil},
+		{"a client, no tags but id", []*serf.Member{{Name: "c", Tags: map[string]string{TagID: "id-c"}}}, nil},
+		{"itself", []*serf.Member{{Name: "a1", Tags: tags("id-a1", "dc1", "cluster-a")}}, nil},
+		{"another cluster", []*serf.Member{{Name: "a2", Tags: tags("id-a2", "dc1", "cluster-a")}, {Name: "b1", Tags: tags("id-b1", "dc1", "cluster-b")}},
+			[]string{"refusing to merge with node b1 (cluster cluster-b, dc1): this agent is in cluster cluster-a (dc1)", "website/operations.md"}},
+		{"another datacenter", []*serf.Member{{Name: "x", Tags: tags("id-x", "dc2", "")}},
+			[]string{"node x (cluster no cluster yet, dc2)", "datacenter dc1 (cluster cluster-a)"}},
+		{"this node's ID under another name", []*serf.Member{{Name: "copy", Tags: tags("id-a1", "dc1", "")}},
+			[]string{"node copy", "id-a1", "a1"}},
+		{"a known member's ID under another name", []*serf.Member{{Name: "q", Tags: tags("id-p", "dc1", "")}},
+			[]string{"node q", "id-p", "node p"}},
+		{"a known member, same name and ID", []*serf.Member{{Name: "p", Tags: tags("id-p", "dc1", "cluster-a")}}, nil},
+		{"the ID of a member that left, under another name", []*serf.Member{{Name: "r2", Tags: tags("id-r", "dc1", "")}}, nil},
+		{"another cluster that left", []*serf.Member{{Name: "b1", Tags: tags("id-b1", "dc1", "cluster-b"), Status: serf.StatusLeft}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := d.NotifyMerge(tc.members)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("NotifyMerge = %v, want nil", err)
+				}
+				return
+			}
+			if !IsRefusedMerge(err) {
+				t.Fatalf("NotifyMerge = %v, want ErrRefusedMerge", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("NotifyMerge = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+
+	// A node without a cluster ID accepts any cluster; once it learns its
+	// own, it refuses the others.
+	d.clusterID.Store("")
+	if err := d.NotifyMerge([]*serf.Member{{Name: "b1", Tags: tags("id-b1", "dc1", "cluster-b")}}); err != nil {
+		t.Errorf("NotifyMerge with no local cluster ID = %v, want nil", err)
+	}
+}
+
+// TestOtherClusterDoesNotMerge joins two pools whose cluster_id tags
+// differ, on real Serf: the join is refused on both sides with an error
+// naming both clusters, and neither pool learns the other's members. A
+// pool that belongs to no cluster yet joins, and once it takes a cluster
+// ID (SetTag) it refuses a third cluster.
+func TestOtherClusterDoesNotMerge(t *testing.T) {
+	t.Parallel()
+	withCluster := func(id string) func(*Config) {
+		return func(c *Config) { c.Tags[TagClusterID] = id }
+	}
+	a := newTestPool(t, "a", withCluster("cluster-a"))
+	b := newTestPool(t, "b", withCluster("cluster-b"))
+	n, err := a.Join([]string{addrOf(b)})
+	if err == nil || n != 0 {
+		t.Fatalf("Join of another cluster = %d, %v; want 0 and an error", n, err)
+	}
+	if !IsRefusedMerge(err) {
+		t.Errorf("IsRefusedMerge(%q) = false, want true", err)
+	}
+	for _, w := range []string{"node b (cluster cluster-b, dc1)", "this agent is in cluster cluster-a (dc1)"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Join error %q does not contain %q", err, w)
+		}
+	}
+	if n, err := b.Join([]string{addrOf(a)}); err == nil || n != 0 || !strings.Contains(err.Error(), "node a (cluster cluster-a, dc1): this agent is in cluster cluster-b") {
+		t.Errorf("reverse Join = %d, %v; want a refusal naming both clusters", n, err)
+	}
+	if got, want := len(a.Members()), 1; got != want {
+		t.Errorf("a knows %d members, want %d", got, want)
+	}
+	if got, want := len(b.Members()), 1; got != want {
+		t.Errorf("b knows %d members, want %d", got, want)
+	}
+
+	fresh := newTestPool(t, "fresh", nil)
+	join(t, fresh, a)
+	waitForMember(t, a, "fresh", hasStatus(StatusAlive))
+	if err := fresh.SetTag(TagClusterID, "cluster-a"); err != nil {
+		t.Fatalf("SetTag: %v", err)
+	}
+	waitForMember(t, a, "fresh", hasTag(TagClusterID, "cluster-a"))
+	if n, err := fresh.Join([]string{addrOf(b)}); err == nil || n != 0 || !IsRefusedMerge(err) {
+		t.Errorf("Join of another cluster after SetTag = %d, %v; want a refusal", n, err)
+	}
+	if _, ok := member(b, "fresh"); ok {
+		t.Errorf("b knows fresh after the refused join")
+	}
+}

@@ -231,6 +231,12 @@ func (c *Client) Leave() error {
 	return c.do(c.slowTimeout, http.MethodPut, "/v1/agent/leave", nil, nil)
 }
 
+// Reload asks the agent to reload its configuration files' log level and
+// its TLS files, as SIGHUP does (PUT /v1/agent/reload).
+func (c *Client) Reload() error {
+	return c.do(c.timeout, http.MethodPut, "/v1/agent/reload", nil, nil)
+}
+
 // ForceLeave asks the agent to move the failed member node to the left
 // state (PUT /v1/agent/force-leave/<node>).
 func (c *Client) ForceLeave(node string) error {

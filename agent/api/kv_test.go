@@ -334,9 +334,9 @@ func TestClient_kvErrors(t *testing.T) {
 		},
 		{
 			name:    "txn too large",
-			ans:     answer{413, nil, "Transaction contains too many operations (65 > 64)"},
+			ans:     answer{413, nil, "Transaction contains too many operations (129 > 128)"},
 			call:    func(c *Client) error { _, _, err := c.Txn(nil); return err },
-			wantErr: "Unexpected response code: 413 (Transaction contains too many operations (65 > 64))",
+			wantErr: "Unexpected response code: 413 (Transaction contains too many operations (129 > 128))",
 			status:  413,
 		},
 		{

@@ -100,6 +100,9 @@ type BootstrapStatus struct {
 	// Reason explains the state in one line, for example what bootstrap is
 	// waiting for or which peer blocks it.
 	Reason string
+	// ClusterID is the ID of the cluster this server belongs to, when it
+	// knows one.
+	ClusterID string `json:",omitempty"`
 }
 
 // Self is the answer of GET /v1/agent/self.
@@ -118,6 +121,9 @@ type SelfConfig struct {
 	Version         string
 	BootstrapExpect int
 	DataDir         string
+	// ClusterID is the ID of the cluster this server belongs to; empty on
+	// a client and on a server that knows none yet.
+	ClusterID string
 }
 
 // KVPair is one key/value entry, as GET /v1/kv/<key> returns it in a JSON

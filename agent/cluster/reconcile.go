@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -45,14 +46,31 @@ type Reconciler struct {
 
 	trigger chan struct{}
 
+	// self and probe check identities before AddVoter (WithIdentity);
+	// nil: no check.
+	self     func() Identity
+	probe    IdentityProbe
+	refusals refusals
+
 	mu     sync.Mutex
 	reaped map[string]string // node ID -> name, reaped since the last pass
 }
 
+// ReconcilerOption configures a Reconciler.
+type ReconcilerOption func(*Reconciler)
+
+// WithIdentity makes the reconciler add a server only when admit agrees:
+// self returns the leader's own Identity, probe asks a candidate for its
+// own over the server port. Without it, every server of the datacenter is
+// added (tests of membership alone).
+func WithIdentity(self func() Identity, probe IdentityProbe) ReconcilerOption {
+	return func(r *Reconciler) { r.self, r.probe = self, probe }
+}
+
 // NewReconciler returns the reconciler of the server selfID in datacenter
 // dc.
-func NewReconciler(logger hclog.Logger, r RaftMembership, pool Members, selfID, dc string) *Reconciler {
-	return &Reconciler{
+func NewReconciler(logger hclog.Logger, r RaftMembership, pool Members, selfID, dc string, opts ...ReconcilerOption) *Reconciler {
+	rec := &Reconciler{
 		logger:  logger.Named("reconcile"),
 		raft:    r,
 		pool:    pool,
@@ -61,6 +79,10 @@ func NewReconciler(logger hclog.Logger, r RaftMembership, pool Members, selfID, 
 		trigger: make(chan struct{}, 1),
 		reaped:  make(map[string]string),
 	}
+	for _, o := range opts {
+		o(rec)
+	}
+	return rec
 }
 
 // Poke asks for a pass soon; it never blocks.
@@ -111,7 +133,11 @@ var errLostLeadership = errors.New("lost leadership during reconcile")
 //     ID keeps its vote);
 //   - an entry whose address now belongs to a different ID is removed first;
 //   - a server that left, or was reaped, is removed;
-//   - a failed server is kept: it may come back.
+//   - a failed server is kept: it may come back;
+//   - with WithIdentity, a server is added or updated only when admit
+//     agrees: never one of another cluster or datacenter, nor one with
+//     Raft state but no cluster ID. Each refusal is logged once per server
+//     and reason.
 //
 // The leader never removes itself here, and a pass stops at the first
 // sign that this server no longer leads.
@@ -171,6 +197,9 @@ func (r *Reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID,
 	if known && cur.Address == addr && cur.Voter {
 		return nil
 	}
+	if !r.admitted(ctx, s, known) {
+		return nil
+	}
 	if stale, ok := byAddr[addr]; ok && stale.ID != s.ID {
 		if stale.ID == r.selfID {
 			r.logger.Error("a server advertises the leader's own raft address; not touching it", "server", s.Name, "addr", addr)
@@ -193,6 +222,52 @@ func (r *Reconciler) ensureVoter(ctx context.Context, s gossip.ServerInfo, byID,
 		return r.opErr(err)
 	}
 	return nil
+}
+
+// probeTimeout bounds one identity probe.
+const probeTimeout = 3 * time.Second
+
+// admitted checks s with admit, probing it first unless it is known; a
+// refusal is logged once per server and reason, naming both sides.
+func (r *Reconciler) admitted(ctx context.Context, s gossip.ServerInfo, known bool) bool {
+	if r.self == nil {
+		return true
+	}
+	leader := r.self()
+	c := candidate{name: s.Name, id: s.ID, datacenter: s.Datacenter, tag: s.ClusterID, known: known}
+	if !known && leader.ClusterID != "" {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		id, err := r.probe(pctx, s.RaftAddr())
+		cancel()
+		if err != nil {
+			return r.verdict(s, leader, false, fmt.Sprintf("node %s did not say who it is on its server port", s.Name), err)
+		}
+		c.probe = &id
+	}
+	ok, reason := admit(c, leader)
+	return r.verdict(s, leader, ok, reason, nil)
+}
+
+func (r *Reconciler) verdict(s gossip.ServerInfo, leader Identity, ok bool, reason string, err error) bool {
+	if ok {
+		r.refusals.forget(s.ID)
+		return true
+	}
+	if leader.ClusterID == "" {
+		// EnsureClusterID is writing it and pokes the reconciler once done.
+		r.logger.Debug("not adding servers before the cluster ID is written", "server", s.Name)
+		return false
+	}
+	if r.refusals.first(s.ID, reason) {
+		args := []any{"server", s.Name, "id", s.ID, "addr", s.RaftAddr(), "reason", reason,
+			"cluster_id", leader.ClusterID, "server_cluster_id", s.ClusterID}
+		if err != nil {
+			r.logger.Warn("not adding a server that does not answer its identity probe", append(args, "error", err)...)
+			return false
+		}
+		r.logger.Error("refusing to add a server that is not of this cluster; two clusters must not be joined, see website/operations.md", args...)
+	}
+	return false
 }
 
 func (r *Reconciler) remove(ctx context.Context, id, name, why string) error {

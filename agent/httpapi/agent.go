@@ -39,15 +39,17 @@ func (s *Service) agentSelf(w http.ResponseWriter, _ *http.Request) {
 		Config: api.SelfConfig{
 			Datacenter: c.Datacenter, NodeName: c.Name, NodeID: c.ID, Server: c.Server,
 			Version: c.Version, BootstrapExpect: c.BootstrapExpect, DataDir: c.DataDir,
+			ClusterID: c.Identity().ClusterID,
 		},
 		Member: toAPIMember(c.Pool.LocalMember()),
 		Stats: map[string]map[string]string{
 			"agent": {
-				"server":    strconv.FormatBool(c.Server),
-				"node_id":   c.ID,
-				"http_addr": c.Agent.HTTPAddr(),
-				"version":   c.Version,
-				"bootstrap": c.Bootstrap.Status().State,
+				"server":     strconv.FormatBool(c.Server),
+				"node_id":    c.ID,
+				"http_addr":  c.Agent.HTTPAddr(),
+				"https_addr": c.HTTPSAddr,
+				"version":    c.Version,
+				"bootstrap":  c.Bootstrap.Status().State,
 			},
 			"serf_lan": c.Pool.Stats(),
 		},

@@ -91,7 +91,7 @@ func startFuzzService(f *testing.F) *Service {
 	if err != nil {
 		f.Fatalf("NewTCPStream: %v", err)
 	}
-	node, err := consensus.New(consensus.Config{ID: "fuzz-id", Name: "fuzz", Stream: stream, InMemory: true, Multiplier: 1, Logger: logger})
+	node, err := consensus.New(consensus.Config{ID: "fuzz-id", Name: "fuzz", Stream: stream, InMemory: true, Multiplier: 1, Logger: logger, MaxValueSize: 512 << 10})
 	if err != nil {
 		f.Fatalf("consensus.New: %v", err)
 	}
@@ -116,8 +116,9 @@ func startFuzzService(f *testing.F) *Service {
 		Name: "fuzz", ID: "fuzz-id", Datacenter: "dc1", Version: "0.1.0", Server: true, RaftMultiplier: 1,
 		JoinPort: ports[0], Logger: logger,
 		Agent: fuzzAgent{addr: net.JoinHostPort(ip, strconv.Itoa(ports[1]))}, Pool: pool, Bootstrap: boot,
-		Router: serverport.NewRouter(pool, "dc1", peers),
-		Store:  node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
+		Identity: func() cluster.Identity { return cluster.Identity{NodeID: "fuzz-id", Datacenter: "dc1", HasState: true} },
+		Router:   serverport.NewRouter(pool, "dc1", peers),
+		Store:    node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !node.IsLeader() && time.Now().Before(deadline) {

@@ -276,14 +276,14 @@ func (s *Service) kvPut(w http.ResponseWriter, r *http.Request) {
 			op.Op, op.Session.ID = consensus.OpUnlock, sid[0]
 		}
 	}
-	// The size rule is consensus's (Apply refuses a larger value); the
-	// pre-check only spares reading a body that is known to be too large.
-	max := s.store.MaxValueSize()
-	if r.ContentLength > int64(max) {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Value exceeds %d byte limit", max))
+	// The size rule is consensus's (Apply refuses a larger value);
+	// limitBody has already refused a larger Content-Length and cuts a
+	// chunked body at the limit, so that no larger value is ever read.
+	op.Value, err = readBody(r, s.store.MaxValueSize())
+	if max, ok := tooLarge(err); ok {
+		httpError(w, http.StatusRequestEntityTooLarge, valueTooLarge(-1, max))
 		return
 	}
-	op.Value, err = readBody(r, max)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "Failed to read the value: "+err.Error())
 		return

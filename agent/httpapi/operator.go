@@ -68,7 +68,9 @@ func (s *Service) raftRemovePeer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) operatorBootstrap(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, s.cfg.Bootstrap.Status())
+	st := s.cfg.Bootstrap.Status()
+	st.ClusterID = s.cfg.Identity().ClusterID
+	writeJSON(w, st)
 }
 
 // autopilotHealth answers GET /v1/operator/autopilot/health on the leader:
@@ -87,6 +89,12 @@ func (s *Service) autopilotHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 // The internal routes of the server port, which only other servers call.
+
+// identity answers who this server is: the leader's reconciler asks before
+// it adds it as a voter.
+func (s *Service) identity(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.cfg.Identity())
+}
 
 // bootstrapClaim answers another server's bootstrap claim.
 func (s *Service) bootstrapClaim(w http.ResponseWriter, r *http.Request) {

@@ -40,8 +40,12 @@ func (s *Service) place(who placement, h http.HandlerFunc) http.HandlerFunc {
 func (s *Service) toLeader(w http.ResponseWriter, r *http.Request) {
 	err := s.cfg.Leader.Forward(w, r)
 	var re *serverport.RequestError
+	max, cut := tooLarge(err)
 	switch {
 	case err == nil:
+	case cut:
+		// The body was cut at its limit while it streamed to the leader.
+		httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
 	case errors.As(err, &re):
 		httpError(w, http.StatusInternalServerError, err.Error())
 	default:
@@ -51,7 +55,12 @@ func (s *Service) toLeader(w http.ResponseWriter, r *http.Request) {
 
 // toServer sends a client agent's request to a server.
 func (s *Service) toServer(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Router.Forward(w, r); err != nil {
+	err := s.cfg.Router.Forward(w, r)
+	if max, cut := tooLarge(err); cut {
+		httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
+		return
+	}
+	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 	}
 }

@@ -37,6 +37,10 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrShutdown):
 		httpError(w, http.StatusServiceUnavailable, "No cluster leader: "+err.Error())
 	default:
+		if max, ok := tooLarge(err); ok {
+			httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
+			return
+		}
 		httpError(w, http.StatusInternalServerError, err.Error())
 	}
 }

@@ -63,6 +63,7 @@ func (s *Service) routes() []route {
 		{"PUT", "/v1/agent/join/{address...}", anyAgent, public, s.agentJoin},
 		{"PUT", "/v1/agent/leave", anyAgent, public, s.agentLeave},
 		{"PUT", "/v1/agent/force-leave/{node}", anyAgent, public, s.agentForceLeave},
+		{"PUT", "/v1/agent/reload", anyAgent, public, s.agentReload},
 
 		{"GET", "/v1/operator/raft/configuration", leaderOrStale, both, s.raftConfiguration},
 		{"DELETE", "/v1/operator/raft/peer", leader, both, s.raftRemovePeer},
@@ -91,11 +92,12 @@ func (s *Service) routes() []route {
 		{"POST", cluster.ClaimPath, anyAgent, internal, s.bootstrapClaim},
 		{"POST", cluster.ReleasePath, anyAgent, internal, s.bootstrapRelease},
 		{"GET", cluster.RaftStatsPath, anyAgent, internal, s.raftStats},
+		{"GET", cluster.IdentityPath, anyAgent, internal, s.identity},
 	}
 	if s.cfg.EnableDebug {
 		rs = append(rs, debugRoutes()...)
 	}
-	return rs
+	return s.withApp(rs)
 }
 
 // debugRoutes are Go's runtime profiles under /debug/pprof/, with
@@ -120,8 +122,8 @@ func (s *Service) Public() http.Handler { return s.handler(public) }
 // Internal is the handler of the server port's HTTP channel.
 func (s *Service) Internal() http.Handler { return s.handler(internal) }
 
-// handler builds the mux of the routes served on p, each behind its
-// placement, and the whole behind recovery.
+// handler builds the mux of the routes served on p, each behind its body
+// limit and its placement, and the whole behind recovery.
 func (s *Service) handler(p port) http.Handler {
 	mux := http.NewServeMux()
 	kv := make(map[string]http.HandlerFunc)
@@ -129,7 +131,7 @@ func (s *Service) handler(p port) http.Handler {
 		if rt.on&p == 0 {
 			continue
 		}
-		h := s.place(rt.who, rt.handler)
+		h := limitBody(s.bodyRule(rt.method, rt.pattern), s.place(rt.who, rt.handler))
 		switch {
 		case strings.HasPrefix(rt.pattern, kvPrefix):
 			kv[rt.method] = h
@@ -147,6 +149,9 @@ func (s *Service) handler(p port) http.Handler {
 // "/v1/kv//x" into a redirect to "/v1/kv/x"; keeping such paths away from
 // it lets the key be refused.
 func kvRouter(byMethod map[string]http.HandlerFunc, next http.Handler) http.Handler {
+	if len(byMethod) == 0 { // Config.NoKV: /v1/kv is not found, like any path
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, kvPrefix) {
 			next.ServeHTTP(w, r)

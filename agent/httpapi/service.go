@@ -98,12 +98,24 @@ type Config struct {
 	RaftMultiplier int
 	// JoinPort is the gossip port assumed for a join address without one.
 	JoinPort int
+	// Limits bound request bodies and connections (limits.go).
+	Limits Limits
+	// HTTPSAddr is the address of the HTTPS API, shown in /v1/agent/self;
+	// "" without ports.https.
+	HTTPSAddr string
 	// Logger is the parent logger. Required.
 	Logger hclog.Logger
 
 	Agent     Agent
 	Pool      Pool
 	Bootstrap Bootstrap
+	// Reloader answers PUT /v1/agent/reload.
+	Reloader Reloader
+	// Identity is this agent's node ID, cluster ID, datacenter and Raft
+	// state, for the server port's identity route, /v1/agent/self and
+	// /v1/operator/bootstrap. Nil answers ID and Datacenter, with no
+	// cluster ID.
+	Identity func() cluster.Identity
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
 
@@ -117,6 +129,14 @@ type Config struct {
 	Peers Sender
 	// Sessions is the leader's set of session TTL timers; nil on a client.
 	Sessions SessionTimers
+
+	// Routes are an embedding application's own routes (see Route and
+	// CheckRoutes), served next to the API's. Optional.
+	Routes []Route
+	// NoKV leaves out the key/value, transaction and snapshot routes: the
+	// servers run an application's state machine, not the key/value
+	// store.
+	NoKV bool
 }
 
 // Service is the HTTP API of one agent: Public serves the HTTP port,
@@ -130,5 +150,10 @@ type Service struct {
 
 // New returns the API of the agent cfg describes.
 func New(cfg Config) *Service {
+	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Identity == nil {
+		id, dc := cfg.ID, cfg.Datacenter
+		cfg.Identity = func() cluster.Identity { return cluster.Identity{NodeID: id, Datacenter: dc} }
+	}
 	return &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, disc: newDiscoverer(cfg.Logger.Named("discover"))}
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"time"
 )
 
 // snapshotSave streams the state machine as a snapshot (GET /v1/snapshot).
@@ -28,12 +27,17 @@ func (s *Service) snapshotSave(w http.ResponseWriter, r *http.Request) {
 }
 
 // snapshotRestore replaces the whole state with a snapshot stream
-// (PUT /v1/snapshot), through Raft.
+// (PUT /v1/snapshot), through Raft. consensus streams it to a temporary
+// file; limitBody bounds it to maxSnapshotBytes and snapshotTimeout.
 func (s *Service) snapshotRestore(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), snapshotTimeout)
 	defer cancel()
-	info, err := s.store.RestoreSnapshot(ctx, r.Body)
+	body := &watchedBody{r: r.Body}
+	info, err := s.store.RestoreSnapshot(ctx, body)
+	max, cut := tooLarge(body.err)
 	switch {
+	case cut:
+		httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
 	case err != nil:
 		writeError(w, err) // a corrupt snapshot is a 400
 	default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/conclavehq/conclave/agent/api"
@@ -12,14 +11,18 @@ import (
 )
 
 // maxTxnOps is Consul's limit on operations in one transaction.
-const maxTxnOps = 64
+const maxTxnOps = 128
 
 // txn answers PUT /v1/txn: Consul's transaction API, KV operations only.
-// Keys and values are checked by consensus (Command.Validate).
+// Keys and values are checked by consensus (Command.Validate); the body is
+// limited to Limits.TxnMaxBytes before it gets here (limitBody).
 func (s *Service) txn(w http.ResponseWriter, r *http.Request) {
 	var ops []api.TxnOp
-	dec := json.NewDecoder(io.LimitReader(r.Body, int64(maxTxnOps)*int64(s.store.MaxValueSize())*2+1<<20))
-	if err := dec.Decode(&ops); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&ops); err != nil {
+		if max, ok := tooLarge(err); ok {
+			httpError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(-1, max))
+			return
+		}
 		httpError(w, http.StatusBadRequest, "Failed to parse body: "+err.Error())
 		return
 	}

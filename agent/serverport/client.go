@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/conclavehq/conclave/agent/tlsutil"
 )
 
 // ForwardedHeader marks a request a follower forwarded, so the receiver
@@ -34,12 +36,23 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient returns a client with its own connection pool.
-func NewClient() *Client {
+// NewClient returns a client with its own connection pool, speaking
+// plain TCP.
+func NewClient() *Client { return NewTLSClient(nil) }
+
+// NewTLSClient returns a client with its own connection pool that speaks
+// TLS with tlsConf's OutgoingConfig (nil: plain TCP): with
+// verify_outgoing it verifies each server's certificate against the CA,
+// and with verify_server_hostname it requires server.<dc>.conclave, so
+// that whatever it asks (a bootstrap claim, Raft stats, a forwarded
+// request) reaches only a server of this datacenter.
+func NewTLSClient(tlsConf *tlsutil.Configurator) *Client {
+	d := dialer{tlsConf}
 	tr := &http.Transport{
-		// The URL host is the server's Raft address; see mux.go.
+		// The URL host is the server's Raft address; see mux.go. TLS is
+		// done in the dial, under the protocol byte, not by the transport.
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dial(ctx, addr, protoForward)
+			return d.dial(ctx, addr, protoForward)
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

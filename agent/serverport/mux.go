@@ -2,6 +2,7 @@ package serverport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/conclavehq/conclave/agent/tlsutil"
 )
 
 // The server port carries two protocols, told apart by the first byte of
@@ -21,7 +24,7 @@ const (
 	protoForward byte = 'F'
 
 	// protoReadTimeout bounds how long an inbound connection may take to
-	// send its first byte.
+	// finish its TLS handshake, if any, and send its first byte.
 	protoReadTimeout = 5 * time.Second
 )
 
@@ -30,6 +33,7 @@ const (
 type Mux struct {
 	ln        net.Listener
 	advertise *net.TCPAddr
+	tls       *tlsutil.Configurator // nil: plain TCP
 	logger    hclog.Logger
 	raft      *subListener
 	forward   *subListener
@@ -38,8 +42,9 @@ type Mux struct {
 }
 
 // Listen binds the server port at bind; advertiseIP is the address other
-// servers reach it at.
-func Listen(bind string, advertiseIP string, logger hclog.Logger) (*Mux, error) {
+// servers reach it at. With tlsConf the port speaks TLS only (see tls.go);
+// nil means plain TCP.
+func Listen(bind string, advertiseIP string, tlsConf *tlsutil.Configurator, logger hclog.Logger) (*Mux, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen on server port %s: %w", bind, err)
@@ -50,7 +55,7 @@ func Listen(bind string, advertiseIP string, logger hclog.Logger) (*Mux, error) 
 		return nil, fmt.Errorf("advertise address %q is not a usable IP", advertiseIP)
 	}
 	adv := &net.TCPAddr{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
-	m := &Mux{ln: ln, advertise: adv, logger: logger.Named("mux"), done: make(chan struct{})}
+	m := &Mux{ln: ln, advertise: adv, tls: tlsConf, logger: logger.Named("mux"), done: make(chan struct{})}
 	m.raft = newSubListener(adv, m.done)
 	m.forward = newSubListener(adv, m.done)
 	return m, nil
@@ -78,16 +83,31 @@ func (m *Mux) Serve() {
 }
 
 func (m *Mux) route(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(protoReadTimeout))
+	c.SetDeadline(time.Now().Add(protoReadTimeout))
+	if m.tls != nil {
+		tc := tls.Server(c, incomingConfig(m.tls))
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("refused a connection: TLS handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	var b [1]byte
 	if _, err := c.Read(b[:]); err != nil {
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	var sub *subListener
 	switch b[0] {
 	case protoRaft:
+		if tc, ok := c.(*tls.Conn); ok && serverOnly(m.tls) && !m.tls.IsServer(tc.ConnectionState()) {
+			m.logger.Warn("refused a Raft connection: the peer has no server certificate of this datacenter",
+				"remote", c.RemoteAddr().String(), "want", tlsutil.ServerName(m.tls.Settings().Datacenter))
+			c.Close()
+			return
+		}
 		sub = m.raft
 	case protoForward:
 		sub = m.forward
@@ -109,7 +129,9 @@ func (m *Mux) route(c net.Conn) {
 func (m *Mux) Advertise() *net.TCPAddr { return m.advertise }
 
 // Raft is the consensus.StreamLayer of the server port: Raft's side of it.
-func (m *Mux) Raft() RaftStream { return RaftStream{m.raft} }
+// It dials other servers as the port listens: over TLS when the port
+// speaks it.
+func (m *Mux) Raft() RaftStream { return RaftStream{m.raft, dialer{m.tls}} }
 
 // Internal is the listener of the internal HTTP channel ('F').
 func (m *Mux) Internal() net.Listener { return m.forward }
@@ -122,20 +144,6 @@ func (m *Mux) Close() error {
 		err = m.ln.Close()
 	})
 	return err
-}
-
-// dial opens a connection to a server port for protocol proto.
-func dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Write([]byte{proto}); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 // subListener is the net.Listener of one protocol on the mux. Closing it
@@ -173,11 +181,14 @@ func (l *subListener) Addr() net.Addr { return l.addr }
 // RaftStream is the stream layer Raft uses on the mux (a
 // consensus.StreamLayer): it accepts the connections that start with 'R'
 // and dials with that byte.
-type RaftStream struct{ *subListener }
+type RaftStream struct {
+	*subListener
+	d dialer
+}
 
 // Dial opens a Raft connection to the server port at addr.
 func (s RaftStream) Dial(addr string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dial(ctx, addr, protoRaft)
+	return s.d.dial(ctx, addr, protoRaft)
 }

@@ -56,6 +56,10 @@ type Node struct {
 	// this interval (the raft_logstore block is written by the helper, so
 	// Extra cannot hold one).
 	VerifyInterval time.Duration
+	// HTTPS serves the API over TLS on HTTPPort with plain HTTP off
+	// (ports.http = -1); Extra must then hold the tls block. The helpers
+	// that speak plain HTTP (Get, Leader, CLI, ...) do not work on it.
+	HTTPS bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -128,7 +132,11 @@ func (n *Node) config() string {
 		fmt.Fprintf(&b, "bootstrap_expect = %d\n", n.Expect)
 	}
 	fmt.Fprintf(&b, "bind_addr = %q\nadvertise_addr = %q\nclient_addr = %q\n", n.IP, n.IP, n.IP)
-	fmt.Fprintf(&b, "ports {\n  http = %d\n  serf_lan = %d\n  server = %d\n}\n", n.HTTPPort, n.SerfPort, n.RaftPort)
+	if n.HTTPS {
+		fmt.Fprintf(&b, "ports {\n  http = -1\n  https = %d\n  serf_lan = %d\n  server = %d\n}\n", n.HTTPPort, n.SerfPort, n.RaftPort)
+	} else {
+		fmt.Fprintf(&b, "ports {\n  http = %d\n  serf_lan = %d\n  server = %d\n}\n", n.HTTPPort, n.SerfPort, n.RaftPort)
+	}
 	if len(n.Join) > 0 {
 		q, _ := json.Marshal(n.Join)
 		fmt.Fprintf(&b, "retry_join = %s\nretry_interval = \"200ms\"\n", q)
