@@ -77,10 +77,11 @@ func newSessionDuty(logger hclog.Logger, node sessionNode, pool sessionMembers) 
 // Arm starts or restarts the TTL timer of session id, while this server
 // leads.
 func (d *sessionDuty) Arm(id string, ttl time.Duration) {
+	// Under mu, so that an Arm cannot fall between Run's reading of the
+	// sessions and its RearmAll, which would drop the timer.
 	d.mu.Lock()
-	leading := d.leading
-	d.mu.Unlock()
-	if leading && d.node.IsLeader() {
+	defer d.mu.Unlock()
+	if d.leading && d.node.IsLeader() {
 		d.timers.Arm(id, ttl)
 	}
 }
@@ -115,8 +116,8 @@ func (d *sessionDuty) Run(ctx context.Context) {
 	d.mu.Lock()
 	d.leading = true
 	d.settleAt = time.Now().Add(sessionRepairInterval)
-	d.mu.Unlock()
 	d.timers.RearmAll(d.node.SessionList())
+	d.mu.Unlock()
 	d.logger.Info("gained leadership; session timers armed", "timers", d.timers.Len())
 	defer func() {
 		d.mu.Lock()
