@@ -196,6 +196,14 @@ func (a *Agent) openGossip() (err error) {
 	if !cfg.DevMode && cfg.DataDir != "" {
 		gcfg.SnapshotDir = filepath.Join(cfg.DataDir, "serf")
 	}
+	gcfg.Encryption = gossip.Encryption{
+		Key:             cfg.Encrypt,
+		AcceptPlaintext: !cfg.EncryptVerifyIncoming,
+		SendPlaintext:   !cfg.EncryptVerifyOutgoing,
+	}
+	if gcfg.SnapshotDir != "" && !cfg.DisableKeyringFile {
+		gcfg.Encryption.KeyringFile = filepath.Join(gcfg.SnapshotDir, gossip.KeyringFileName)
+	}
 	a.pool, err = gossip.New(gcfg)
 	return err
 }
@@ -287,6 +295,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 		Router: serverport.NewRouter(a.pool, cfg.Datacenter, a.peers),
 		Routes: a.routes, NoKV: a.fsm != nil,
 	}
+	c.Keyring = a.pool
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
 		c.Sessions = a.sess

@@ -26,6 +26,12 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"join": func() (cli.Command, error) {
 			return &JoinCommand{Meta: meta}, nil
 		},
+		"keygen": func() (cli.Command, error) {
+			return &KeygenCommand{Ui: ui}, nil
+		},
+		"keyring": func() (cli.Command, error) {
+			return &KeyringCommand{Meta: meta}, nil
+		},
 		"kv": func() (cli.Command, error) {
 			return &KVCommand{}, nil
 		},

@@ -18,7 +18,7 @@ func TestCommands_names(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		"agent", "force-leave", "health", "info", "join",
-		"kv", "kv delete", "kv get", "kv put",
+		"keygen", "keyring", "kv", "kv delete", "kv get", "kv put",
 		"leave", "lock", "members",
 		"operator", "operator autopilot", "operator autopilot health",
 		"operator bootstrap", "operator discover", "operator raft",

@@ -90,6 +90,26 @@ type Config struct {
 	// server port and of the HTTPS listener. Key: tls.
 	TLS TLS
 
+	// Encrypt is the gossip encryption key: the base64 of encrypt, decoded,
+	// 16, 24 or 32 bytes. It seeds the keyring file on the first start;
+	// once data_dir/serf/local.keyring exists, that file wins. Empty: gossip
+	// is not encrypted (unless a keyring file exists). It prints as
+	// "[redacted]". Key: encrypt.
+	Encrypt GossipKey
+
+	// EncryptVerifyIncoming refuses gossip that is not encrypted, and
+	// EncryptVerifyOutgoing encrypts the gossip this agent sends, when
+	// there is a key. Both default to true; set them to false, then back,
+	// with rolling restarts, to turn encryption on in a running cluster.
+	// Keys: encrypt_verify_incoming, encrypt_verify_outgoing.
+	EncryptVerifyIncoming bool
+	EncryptVerifyOutgoing bool
+
+	// DisableKeyringFile keeps the gossip keyring in memory only: encrypt
+	// is the key on every start and keyring changes are lost on restart.
+	// Default false. Key: disable_keyring_file.
+	DisableKeyringFile bool
+
 	// KVMaxValueSize is the largest value, in bytes, a key/value write may
 	// carry; larger ones are refused with 413. Default 524288 (512 KiB),
 	// range 1 to 64 MiB. Keys: kv_max_value_size, or Consul's
@@ -230,6 +250,8 @@ func Default() *Config {
 			HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient,
 			TxnMaxReqLen:          DefaultTxnMaxReqLen,
 		},
+		EncryptVerifyIncoming: true,
+		EncryptVerifyOutgoing: true,
 		Performance: Performance{
 			RaftMultiplier: DefaultRaftMultiplier,
 		},

@@ -74,12 +74,6 @@ func TestConsulSettingErrors(t *testing.T) {
 			want: `server.hcl:1:1: Consul setting "acl" is not supported by this Conclave version yet; Without ACLs every request would be allowed, which is not what an acl block asks for. Remove the setting until Conclave supports it.`,
 		},
 		{
-			name: "encrypt",
-			file: "server.hcl",
-			src:  "node_name = \"a\"\n  encrypt = \"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=\"\n",
-			want: `server.hcl:2:3: Consul setting "encrypt" is not supported by this Conclave version yet; Gossip would run unencrypted and could not join nodes that encrypt it. Remove the setting until Conclave supports it.`,
-		},
-		{
 			name: "legacy verify_incoming",
 			file: "server.hcl",
 			src:  "server = true\nverify_incoming = true\n",

@@ -35,6 +35,10 @@ type rawConfig struct {
 	Performance          *rawPerformance `hcl:"performance,block"`
 	KVMaxValueSize       *int            `hcl:"kv_max_value_size"`
 	EnableDebug          *bool           `hcl:"enable_debug"`
+	Encrypt              *string         `hcl:"encrypt"`
+	EncryptVerifyIn      *bool           `hcl:"encrypt_verify_incoming"`
+	EncryptVerifyOut     *bool           `hcl:"encrypt_verify_outgoing"`
+	DisableKeyringFile   *bool           `hcl:"disable_keyring_file"`
 	TLS                  *rawTLS         `hcl:"tls,block"`
 	Limits               *rawLimits      `hcl:"limits,block"`
 	RaftLogStore         *rawLogStore    `hcl:"raft_logstore,block"`

@@ -79,8 +79,9 @@
 // # Validation and errors
 //
 // Decoding reports syntax errors, unknown keys (with a suggestion when one
-// is close), values of the wrong type, bad durations and an explicit
-// bootstrap_expect below 1. When every file decodes, Load merges the layers
+// is close), values of the wrong type, bad durations, an explicit
+// bootstrap_expect below 1, and an encrypt that is not the base64 of a 16,
+// 24 or 32-byte key (the error never repeats the value). When every file decodes, Load merges the layers
 // and calls Validate, which checks the result as a whole: bootstrap settings
 // on a client or used together, data_dir for servers, port ranges and
 // collisions, names, log level, the Raft multiplier, raft_logstore (the

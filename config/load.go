@@ -292,6 +292,17 @@ func (b *builder) applyFile(f *file) (errs []error) {
 	}
 	fromFile(b, f, "kv_max_value_size", r.KVMaxValueSize, &c.KVMaxValueSize)
 	fromFile(b, f, "enable_debug", r.EnableDebug, &c.EnableDebug)
+	if r.Encrypt != nil {
+		key, err := ParseGossipKey(*r.Encrypt)
+		if err != nil {
+			errs = append(errs, f.origin("encrypt").error(true, "Invalid encrypt", gossipKeyRule+"; "+err.Error()+"."))
+		} else {
+			fromFile(b, f, "encrypt", &key, &c.Encrypt)
+		}
+	}
+	fromFile(b, f, "encrypt_verify_incoming", r.EncryptVerifyIn, &c.EncryptVerifyIncoming)
+	fromFile(b, f, "encrypt_verify_outgoing", r.EncryptVerifyOut, &c.EncryptVerifyOutgoing)
+	fromFile(b, f, "disable_keyring_file", r.DisableKeyringFile, &c.DisableKeyringFile)
 	if r.TLS != nil {
 		errs = append(errs, b.applyTLS(f, r.TLS)...)
 	}

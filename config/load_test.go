@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -92,6 +93,9 @@ func wantDefault(t *testing.T) *Config {
 		KVMaxValueSize: DefaultKVMaxValueSize,
 		Limits:         Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
 		RaftLogStore:   defaultRaftLogStore,
+
+		EncryptVerifyIncoming: true,
+		EncryptVerifyOutgoing: true,
 	}
 }
 
@@ -163,6 +167,11 @@ performance {
 kv_max_value_size = 1048576
 enable_debug      = true
 
+encrypt                 = "BwcHBwcHBwcHBwcHBwcHBw=="
+encrypt_verify_incoming = false
+encrypt_verify_outgoing = false
+disable_keyring_file    = true
+
 limits {
   http_max_conns_per_client = 50
   txn_max_req_len           = 2097152
@@ -202,6 +211,8 @@ raft_logstore {
 		KVMaxValueSize:       1 << 20,
 		Limits:               Limits{HTTPMaxConnsPerClient: 50, TxnMaxReqLen: 2 << 20},
 		EnableDebug:          true,
+		Encrypt:              GossipKey(bytes.Repeat([]byte{7}, 16)),
+		DisableKeyringFile:   true,
 		RaftLogStore: RaftLogStore{
 			Backend:      "boltdb",
 			Verification: LogVerification{Enabled: true, Interval: 30 * time.Second},
@@ -383,6 +394,9 @@ func TestLoadFlags(t *testing.T) {
 		Limits:               Limits{HTTPMaxConnsPerClient: DefaultHTTPMaxConnsPerClient, TxnMaxReqLen: DefaultTxnMaxReqLen},
 		EnableDebug:          true,
 		RaftLogStore:         defaultRaftLogStore,
+
+		EncryptVerifyIncoming: true,
+		EncryptVerifyOutgoing: true,
 	}
 	if diff := cmp.Diff(want, res.Config); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)

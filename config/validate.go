@@ -56,6 +56,7 @@ func (c *Config) validate(o origins, tlsInherited map[string]string) ([]string, 
 	bind, client := v.checkAddrs()
 	v.checkPorts(bind, client)
 	v.checkTLS()
+	v.checkEncrypt()
 	v.checkRetry()
 	v.checkPerformance()
 	v.checkLimits()

@@ -66,6 +66,9 @@ type Config struct {
 	// SnapshotDir/local.snapshot so a restarted agent rejoins the members
 	// it knew. Empty means no snapshot (dev mode).
 	SnapshotDir string
+	// Encryption is the gossip key and keyring (keyring.go). The zero
+	// value gossips in plaintext.
+	Encryption Encryption
 	// EventBuffer is the size of the buffered event channel. Default 256.
 	EventBuffer int
 	// Logger is the parent logger; the pool logs as "gossip". Optional.
@@ -142,6 +145,9 @@ func New(cfg Config) (*Pool, error) {
 			return nil, fmt.Errorf("create serf snapshot dir: %w", err)
 		}
 		sc.SnapshotPath = filepath.Join(cfg.SnapshotDir, "local.snapshot")
+	}
+	if err := setupEncryption(sc, cfg.Encryption, logger); err != nil {
+		return nil, err
 	}
 	in := make(chan serf.Event, cfg.EventBuffer)
 	sc.EventCh = in

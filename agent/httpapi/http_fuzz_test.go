@@ -40,6 +40,9 @@ func FuzzHTTPAPI(f *testing.F) {
 		{"PUT", "/v1/session/create", `{"Node":"nobody","LockDelay":1e300}`},
 		{"GET", "/v1/session/list?index=1&wait=1ms", ""},
 		{"PUT", "/v1/kv/k?acquire=nope", "v"},
+		{"GET", "/v1/operator/keyring", ""},
+		{"POST", "/v1/operator/keyring", `{"Key":"x"}`},
+		{"DELETE", "/v1/operator/keyring", `{"Key":`},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}
@@ -119,6 +122,7 @@ func startFuzzService(f *testing.F) *Service {
 		Identity: func() cluster.Identity { return cluster.Identity{NodeID: "fuzz-id", Datacenter: "dc1", HasState: true} },
 		Router:   serverport.NewRouter(pool, "dc1", peers),
 		Store:    node, Leader: serverport.NewForwarder(node, peers), Autopilot: pilot, Peers: peers,
+		Keyring: pool,
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !node.IsLeader() && time.Now().Before(deadline) {

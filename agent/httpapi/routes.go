@@ -5,6 +5,7 @@ import (
 	"net/http/pprof"
 	"strings"
 
+	"github.com/conclavehq/conclave/agent/api"
 	"github.com/conclavehq/conclave/agent/cluster"
 )
 
@@ -70,6 +71,13 @@ func (s *Service) routes() []route {
 		{"GET", "/v1/operator/autopilot/health", leader, both, s.autopilotHealth},
 		{"GET", "/v1/operator/bootstrap", anyAgent, public, s.operatorBootstrap},
 		{"GET", "/v1/operator/discover", anyAgent, public, s.discover},
+		// Security state. ACL: Consul's keyring rule, read to list and write
+		// to change (operator write also allows both). Any agent answers: it
+		// asks the whole pool through Serf.
+		{"GET", api.KeyringPath, anyAgent, public, s.keyringList},
+		{"POST", api.KeyringPath, anyAgent, public, s.keyringInstall},
+		{"PUT", api.KeyringPath, anyAgent, public, s.keyringUse},
+		{"DELETE", api.KeyringPath, anyAgent, public, s.keyringRemove},
 
 		// kvGet places reads itself: the consistency mode decides.
 		{"GET", kvPrefix + "{key...}", server, both, s.kvGet},

@@ -118,6 +118,8 @@ type Config struct {
 	Identity func() cluster.Identity
 	// Router sends a client agent's server requests to a server.
 	Router Forwarder
+	// Keyring manages the gossip pool's encryption keys.
+	Keyring Keyring
 
 	// Store is this server's Raft and state machine; nil on a client.
 	Store Store
