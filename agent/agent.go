@@ -73,6 +73,7 @@ type Agent struct {
 	boot   *cluster.Bootstrapper
 	recon  *cluster.Reconciler  // nil for clients
 	pilot  *consensus.Autopilot // nil for clients
+	sess   *sessionDuty         // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
 
@@ -261,6 +262,7 @@ func (a *Agent) openCluster() error {
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
 			Stored: func() (consensus.AutopilotConfig, bool) { return a.node.View().AutopilotConfig() },
 		})
+		a.sess = newSessionDuty(logger, a.node, a.pool)
 	}
 	a.boot = cluster.NewBootstrapper(boot)
 	if len(cfg.RetryJoin) > 0 {
@@ -299,6 +301,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
+		c.Sessions = a.sess
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
 	}
 	return c
