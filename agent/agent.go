@@ -74,6 +74,7 @@ type Agent struct {
 	boot   *cluster.Bootstrapper
 	recon  *cluster.Reconciler  // nil for clients
 	pilot  *consensus.Autopilot // nil for clients
+	sess   *sessionDuty         // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
 
@@ -258,6 +259,7 @@ func (a *Agent) openCluster() error {
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
 			Stored: func() (consensus.AutopilotConfig, bool) { return a.node.View().AutopilotConfig() },
 		})
+		a.sess = newSessionDuty(logger, a.node, a.pool)
 	}
 	a.boot = cluster.NewBootstrapper(boot)
 	if len(cfg.RetryJoin) > 0 {
@@ -296,6 +298,7 @@ func (a *Agent) apiConfig() httpapi.Config {
 	}
 	if a.node != nil {
 		c.Store, c.Autopilot, c.Peers = a.node, a.pilot, a.peers
+		c.Sessions = a.sess
 		c.Leader = serverport.NewForwarder(a.node, a.peers)
 	}
 	return c

@@ -11,9 +11,10 @@ import (
 	"github.com/conclavehq/conclave/gossip"
 )
 
-// eventLoop drains the pool's member events: they poke the bootstrapper
-// and the reconciler, and a reaped server is handed to the reconciler,
-// since it is gone from the member list.
+// eventLoop drains the pool's member events: they poke the bootstrapper,
+// the reconciler and the session duty, and a reaped member is handed to
+// the reconciler and the session duty, since it is gone from the member
+// list.
 func (a *Agent) eventLoop(ctx context.Context) {
 	for {
 		select {
@@ -25,6 +26,9 @@ func (a *Agent) eventLoop(ctx context.Context) {
 			}
 			if a.recon != nil && e.Type == gossip.EventMemberReap {
 				a.recon.Reaped(e.Members)
+			}
+			if a.sess != nil {
+				a.sess.Event(e)
 			}
 			a.boot.Poke()
 			if a.recon != nil {

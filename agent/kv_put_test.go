@@ -63,8 +63,7 @@ func TestKVPutBodies(t *testing.T) {
 		{name: "cas on an existing key", path: "a?cas=0", body: strings.NewReader("other"), code: 200, answer: "false", value: "0123456789abcdef", contentType: "application/json"},
 		{name: "cas on a new key", path: "e?cas=0", body: strings.NewReader("new"), code: 200, answer: "true", value: "new", contentType: "application/json"},
 		{name: "bad flags", path: "f?flags=x", body: strings.NewReader("x"), code: 400, answer: `Invalid flags: "x"`, contentType: "text/plain; charset=utf-8"},
-		{name: "acquire without sessions", path: "i?acquire=4ca8e74b-6350-7587-addf-a18084928f3c", body: strings.NewReader("x"), code: 400, answer: "?acquire= needs sessions, which Conclave does not support yet; the key was not written", contentType: "text/plain; charset=utf-8"},
-		{name: "release without sessions", path: "j?release=4ca8e74b-6350-7587-addf-a18084928f3c", body: strings.NewReader("x"), code: 400, answer: "?release= needs sessions, which Conclave does not support yet; the key was not written", contentType: "text/plain; charset=utf-8"},
+		{name: "acquire with an unknown session", path: "i?acquire=4ca8e74b-6350-7587-addf-a18084928f3c", body: strings.NewReader("x"), code: 500, answer: `invalid session "4ca8e74b-6350-7587-addf-a18084928f3c"`, contentType: "text/plain; charset=utf-8"},
 		{name: "too large, known length", path: "g", body: bytes.NewReader(make([]byte, 17)), code: 413, answer: "Value exceeds 16 byte limit", contentType: "text/plain; charset=utf-8"},
 		{name: "too large, chunked", path: "h", body: onlyReader{bytes.NewReader(make([]byte, 17))}, code: 413, answer: "Value exceeds 16 byte limit", contentType: "text/plain; charset=utf-8"},
 	}

@@ -25,9 +25,13 @@ func (a *Agent) leaderDuties() []cluster.Duty {
 		a.pilot.Run,
 	}
 	if a.fsm == nil {
-		// The cluster ID and the tombstones live in the key/value store's
-		// tables; an application's state machine has neither.
+		// The cluster ID, the tombstones and the sessions live in the
+		// key/value store's tables; an application's state machine has
+		// none of them.
 		duties = append(duties,
+			// Expire sessions by TTL, and invalidate those of failed or
+			// gone nodes.
+			a.sess.Run,
 			// Give the cluster its ID, if it has none yet: the first entry
 			// of a new cluster's first leader.
 			func(ctx context.Context) {

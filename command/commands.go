@@ -47,6 +47,9 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"leave": func() (cli.Command, error) {
 			return &LeaveCommand{Meta: meta}, nil
 		},
+		"lock": func() (cli.Command, error) {
+			return &LockCommand{Meta: meta}, nil
+		},
 		"reload": func() (cli.Command, error) {
 			return &ReloadCommand{Meta: meta}, nil
 		},
@@ -91,6 +94,18 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		},
 		"operator raft transfer-leader": func() (cli.Command, error) {
 			return &OperatorRaftTransferLeaderCommand{Meta: meta}, nil
+		},
+		"session": func() (cli.Command, error) {
+			return &SessionCommand{}, nil
+		},
+		"session destroy": func() (cli.Command, error) {
+			return &SessionDestroyCommand{Meta: meta}, nil
+		},
+		"session info": func() (cli.Command, error) {
+			return &SessionInfoCommand{Meta: meta}, nil
+		},
+		"session list": func() (cli.Command, error) {
+			return &SessionListCommand{Meta: meta}, nil
 		},
 		"snapshot": func() (cli.Command, error) {
 			return &SnapshotCommand{}, nil

@@ -232,7 +232,7 @@ func TestHTTPFlagsInEveryCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("factory %q: %v", name, err)
 		}
-		if !slices.ContainsFunc([]string{"agent", "keygen", "validate", "version", "kv", "operator", "operator raft", "operator autopilot", "snapshot", "snapshot inspect",
+		if !slices.ContainsFunc([]string{"agent", "keygen", "validate", "version", "kv", "operator", "operator raft", "operator autopilot", "session", "snapshot", "snapshot inspect",
 			"tls", "tls ca", "tls ca create", "tls cert", "tls cert create"}, func(s string) bool { return s == name }) {
 			for _, f := range []string{"-datacenter=<name>", "-http-addr=<address>", "-token=<value>", "-token-file=<path>",
 				"-ca-file=<path>", "-ca-path=<path>", "-client-cert=<path>", "-client-key=<path>", "-tls-server-name=<name>"} {

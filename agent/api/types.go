@@ -212,9 +212,8 @@ type QueryMeta struct {
 // KVOp is the verb of a KV operation in a transaction (KVTxnOp.Verb).
 type KVOp string
 
-// The KV verbs of Consul's transaction API that Conclave accepts. Consul's
-// session verbs (lock, unlock, check-session) and get-or-empty are not
-// among them.
+// The KV verbs of Consul's transaction API that Conclave accepts (all of
+// Consul's but get-or-empty).
 const (
 	// KVOpSet sets Key to Value and Flags.
 	KVOpSet KVOp = "set"
@@ -234,6 +233,12 @@ const (
 	KVOpDeleteCAS KVOp = "delete-cas"
 	// KVOpDeleteTree deletes every key under the prefix Key.
 	KVOpDeleteTree KVOp = "delete-tree"
+	// KVOpLock acquires Key for Session, as ?acquire= does.
+	KVOpLock KVOp = "lock"
+	// KVOpUnlock releases Key held by Session, as ?release= does.
+	KVOpUnlock KVOp = "unlock"
+	// KVOpCheckSession fails the transaction unless Session holds Key.
+	KVOpCheckSession KVOp = "check-session"
 )
 
 // TxnOp is one operation of a transaction (PUT /v1/txn). Only KV
@@ -251,6 +256,33 @@ type KVTxnOp struct {
 	Flags uint64
 	// Index is the ModifyIndex that cas, delete-cas and check-index expect.
 	Index uint64
+	// Session is the session ID of lock, unlock and check-session.
+	Session string `json:",omitempty"`
+}
+
+// SessionEntry is one session, as /v1/session/info, /node and /list
+// return it in a JSON array (Consul's shape).
+type SessionEntry struct {
+	// ID is the session's UUID.
+	ID string
+	// Name is the operator's label.
+	Name string
+	// Node is the node the session belongs to.
+	Node string
+	// LockDelay is how long a key the session held cannot be acquired
+	// after the session is invalidated (nanoseconds in JSON).
+	LockDelay time.Duration
+	// Behavior is what invalidation does to the keys held: "release" or
+	// "delete".
+	Behavior string
+	// TTL is the session's time to live, a Go duration ("15s"), or ""
+	// when it has none.
+	TTL string
+	// NodeChecks are the node's checks whose failure invalidates the
+	// session: "serfHealth" (its gossip health), or none.
+	NodeChecks []string
+	// CreateIndex and ModifyIndex are the log index of the create.
+	CreateIndex, ModifyIndex uint64
 }
 
 // TxnResult is one entry returned by a successful transaction. As in

@@ -242,7 +242,7 @@ func (s *Service) waitView(ctx context.Context, key string, prefix bool, o query
 }
 
 func toKVPair(e consensus.Entry) api.KVPair {
-	return api.KVPair{Key: e.Key, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex, LockIndex: e.LockIndex, Flags: e.Flags, Value: e.Value}
+	return api.KVPair{Key: e.Key, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex, LockIndex: e.LockIndex, Flags: e.Flags, Value: e.Value, Session: e.Session}
 }
 
 func (s *Service) kvPut(w http.ResponseWriter, r *http.Request) {
@@ -256,10 +256,6 @@ func (s *Service) kvPut(w http.ResponseWriter, r *http.Request) {
 	// A plain PUT has no query; parsing an empty one would still allocate.
 	if r.URL.RawQuery != "" {
 		q := r.URL.Query()
-		if msg := sessionParamRefusal(q); msg != "" {
-			httpError(w, http.StatusBadRequest, msg)
-			return
-		}
 		if op.Flags, _, err = parseUintParam(q, "flags"); err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
@@ -271,6 +267,13 @@ func (s *Service) kvPut(w http.ResponseWriter, r *http.Request) {
 		}
 		if cas {
 			op.Op = consensus.OpCAS
+		}
+		// As in Consul, ?acquire= overrides ?cas=, and ?release= both.
+		if sid, ok := q["acquire"]; ok {
+			op.Op, op.Session.ID = consensus.OpLock, sid[0]
+		}
+		if sid, ok := q["release"]; ok {
+			op.Op, op.Session.ID = consensus.OpUnlock, sid[0]
 		}
 	}
 	// The size rule is consensus's (Apply refuses a larger value);
@@ -286,19 +289,6 @@ func (s *Service) kvPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.kvWrite(w, r, op)
-}
-
-// sessionParamRefusal says why a PUT with ?acquire= or ?release= is refused
-// ("" when it has neither). Without sessions such a PUT would be a plain
-// write that answers true, so two clients would each believe they hold the
-// lock; refusing it is the only safe answer.
-func sessionParamRefusal(q url.Values) string {
-	for _, p := range []string{"acquire", "release"} {
-		if _, ok := q[p]; ok {
-			return fmt.Sprintf("?%s= needs sessions, which Conclave does not support yet; the key was not written", p)
-		}
-	}
-	return ""
 }
 
 // readBody reads a value of at most max bytes (the caller has refused a

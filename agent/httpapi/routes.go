@@ -91,6 +91,16 @@ func (s *Service) routes() []route {
 		{"PUT", kvPrefix + "{key...}", leader, both, s.kvPut},
 		{"DELETE", kvPrefix + "{key...}", leader, both, s.kvDelete},
 		{"PUT", "/v1/txn", leader, both, s.txn},
+
+		// sessionCreate completes the body here, then places itself.
+		{"PUT", "/v1/session/create", anyAgent, both, s.sessionCreate},
+		{"PUT", "/v1/session/destroy/{id}", leader, both, s.sessionDestroy},
+		{"PUT", "/v1/session/renew/{id}", leader, both, s.sessionRenew},
+		// The reads place themselves, as kvGet does.
+		{"GET", "/v1/session/info/{id}", server, both, s.sessionInfo},
+		{"GET", "/v1/session/node/{node}", server, both, s.sessionNode},
+		{"GET", "/v1/session/list", server, both, s.sessionList},
+
 		{"GET", "/v1/snapshot", leaderOrStale, both, s.snapshotSave},
 		{"PUT", "/v1/snapshot", leader, both, s.snapshotRestore},
 

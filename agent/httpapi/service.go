@@ -32,6 +32,7 @@ type Store interface {
 	View() consensus.View
 	WaitKey(ctx context.Context, key string, minIndex uint64) (consensus.View, error)
 	WaitPrefix(ctx context.Context, prefix string, minIndex uint64) (consensus.View, error)
+	WaitSessions(ctx context.Context, minIndex uint64) (consensus.View, error)
 	Apply(ctx context.Context, cmd consensus.Command) (consensus.Result, error)
 	AppliedIndex() uint64
 	MaxValueSize() int
@@ -138,6 +139,8 @@ type Config struct {
 	Autopilot Autopilot
 	// Peers asks the leader for its health view; nil on a client.
 	Peers Sender
+	// Sessions is the leader's set of session TTL timers; nil on a client.
+	Sessions SessionTimers
 
 	// Routes are an embedding application's own routes (see Route and
 	// CheckRoutes), served next to the API's. Optional.

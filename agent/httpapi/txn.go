@@ -13,9 +13,6 @@ import (
 // maxTxnOps is Consul's limit on operations in one transaction.
 const maxTxnOps = 128
 
-// sessionVerbs are Consul's txn verbs that act on a session's lock.
-var sessionVerbs = map[string]bool{"lock": true, "unlock": true, "check-session": true}
-
 // txn answers PUT /v1/txn: Consul's transaction API, KV operations only.
 // Keys and values are checked by consensus (Command.Validate); the body is
 // limited to Limits.TxnMaxBytes before it gets here (limitBody).
@@ -39,16 +36,12 @@ func (s *Service) txn(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("Operation %d: only KV operations are supported", i))
 			return
 		}
-		if sessionVerbs[string(op.KV.Verb)] {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("Operation %d: KV verb %q needs sessions, which Conclave does not support yet", i, op.KV.Verb))
-			return
-		}
 		verb, ok := consensus.ParseVerb(string(op.KV.Verb))
 		if !ok {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("Operation %d: invalid KV verb %q", i, op.KV.Verb))
 			return
 		}
-		cmd.Ops = append(cmd.Ops, consensus.TxnOp{Verb: verb, Key: op.KV.Key, Value: op.KV.Value, Flags: op.KV.Flags, Index: op.KV.Index})
+		cmd.Ops = append(cmd.Ops, consensus.TxnOp{Verb: verb, Key: op.KV.Key, Value: op.KV.Value, Flags: op.KV.Flags, Index: op.KV.Index, Session: op.KV.Session})
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()

@@ -163,7 +163,10 @@ func LogStoreBackend() string {
 // WALSegmentEnv names the environment variable that sets every node's
 // raft_logstore.wal.segment_size_mb; unset or empty means 1. raft-wal
 // preallocates each segment, and the default 64 MiB per server is too much
-// for tests; benchmarks of the write path should set 64.
+// for tests; benchmarks of the write path should set 64. "none" writes no
+// segment size (the binary's default) and, with no backend and no
+// verification asked for, no raft_logstore block at all: how a benchmark
+// runs a release from before raft_logstore existed.
 const WALSegmentEnv = "CONCLAVE_E2E_WAL_SEGMENT_MB"
 
 // logStoreBlock is the raft_logstore block of every node: the backend when
@@ -178,8 +181,14 @@ func logStoreBlock(verify time.Duration) string {
 		backend += fmt.Sprintf("  verification {\n    enabled = true\n    interval = %q\n  }\n", verify)
 	}
 	size := os.Getenv(WALSegmentEnv)
-	if size == "" {
+	switch size {
+	case "":
 		size = "1"
+	case "none":
+		if backend == "" {
+			return ""
+		}
+		return "raft_logstore {\n" + backend + "}\n"
 	}
 	return "raft_logstore {\n" + backend + "  wal {\n    segment_size_mb = " + size + "\n  }\n}\n"
 }

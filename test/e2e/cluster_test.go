@@ -15,6 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(lockChildEnv) != "" {
+		// Run by "conclave lock" as a contender's critical section.
+		os.Exit(lockChild())
+	}
 	dir, err := os.MkdirTemp("", "conclave-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -378,26 +378,51 @@ func TestConsulClientKV(t *testing.T) {
 		}
 	})
 
-	t.Run("Acquire and Release are refused until sessions exist", func(t *testing.T) {
-		// Two different sessions must never both "acquire" one key: until
-		// sessions exist, every acquire, release and lock verb is an error
-		// and writes nothing.
-		for _, session := range []string{"4ca8e74b-6350-7587-addf-a18084928f3c", "bb2e0b47-8bd4-4a4e-9b1b-5b5b4b0c6c11"} {
-			ok, _, err := kv.Acquire(&consul.KVPair{Key: "lock/leader", Value: []byte(session), Session: session}, nil)
-			if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
-				t.Errorf("Acquire(lock/leader, %s) = %t, %v; want an error saying sessions are needed", session, ok, err)
+	t.Run("Acquire and Release: one holder at a time", func(t *testing.T) {
+		// Two sessions contend for one key: exactly one holds it, and it
+		// passes to the other only when released.
+		var ids []string
+		for _, name := range []string{"first", "second"} {
+			id, _, err := clients[followers[0]].Session().Create(&consul.SessionEntry{Name: name, LockDelay: time.Millisecond}, nil)
+			if err != nil {
+				t.Fatalf("Session().Create(%s): %v", name, err)
 			}
-			ok, _, err = kv.Release(&consul.KVPair{Key: "lock/leader", Session: session}, nil)
-			if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
-				t.Errorf("Release(lock/leader, %s) = %t, %v; want an error saying sessions are needed", session, ok, err)
+			ids = append(ids, id)
+		}
+		holds := 0
+		for _, id := range ids {
+			ok, _, err := kv.Acquire(&consul.KVPair{Key: "lock/leader", Value: []byte(id), Session: id}, nil)
+			if err != nil {
+				t.Fatalf("Acquire(lock/leader, %s): %v", id, err)
+			}
+			if ok {
+				holds++
 			}
 		}
-		if p, _, err := kv.Get("lock/leader", nil); err != nil || p != nil {
-			t.Errorf("Get(lock/leader) = %+v, %v; want no key after refused acquires", p, err)
+		p, _, err := kv.Get("lock/leader", nil)
+		if holds != 1 || err != nil || p == nil || p.Session != ids[0] || p.LockIndex != 1 {
+			t.Fatalf("after two acquires: %d holders, lock/leader = %+v, %v; want one holder, %s, LockIndex 1", holds, p, err, ids[0])
 		}
-		ok, _, _, err := kv.Txn(consul.KVTxnOps{{Verb: consul.KVLock, Key: "lock/leader", Session: "4ca8e74b-6350-7587-addf-a18084928f3c"}}, nil)
-		if err == nil || ok || !strings.Contains(err.Error(), "needs sessions") {
-			t.Errorf("Txn(lock) = %t, %v; want an error saying sessions are needed", ok, err)
+		if ok, _, err := kv.Release(&consul.KVPair{Key: "lock/leader", Session: ids[1]}, nil); err != nil || ok {
+			t.Fatalf("Release by the non-holder = %t, %v; want false", ok, err)
+		}
+		if ok, _, err := kv.Release(&consul.KVPair{Key: "lock/leader", Session: ids[0]}, nil); err != nil || !ok {
+			t.Fatalf("Release by the holder = %t, %v; want true", ok, err)
+		}
+		if ok, _, err := kv.Acquire(&consul.KVPair{Key: "lock/leader", Session: ids[1]}, nil); err != nil || !ok {
+			t.Fatalf("Acquire by the second after the release = %t, %v; want true", ok, err)
+		}
+		if p, _, err := kv.Get("lock/leader", nil); err != nil || p == nil || p.Session != ids[1] || p.LockIndex != 2 {
+			t.Fatalf("lock/leader = %+v, %v; want held by %s with LockIndex 2", p, err, ids[1])
+		}
+		ok, _, _, err := kv.Txn(consul.KVTxnOps{{Verb: consul.KVCheckSession, Key: "lock/leader", Session: ids[1]}}, nil)
+		if err != nil || !ok {
+			t.Errorf("Txn(check-session) = %t, %v; want true", ok, err)
+		}
+		for _, id := range ids {
+			if _, err := clients[followers[0]].Session().Destroy(id, nil); err != nil {
+				t.Errorf("Session().Destroy(%s): %v", id, err)
+			}
 		}
 	})
 
