@@ -74,7 +74,7 @@ type Agent struct {
 	boot   *cluster.Bootstrapper
 	recon  *cluster.Reconciler  // nil for clients
 	pilot  *consensus.Autopilot // nil for clients
-	sess   *sessionDuty         // nil for clients
+	sess   *cluster.SessionDuty // nil for clients
 	joiner *discover.Joiner     // nil without retry_join
 	api    *httpapi.Service
 
@@ -259,7 +259,7 @@ func (a *Agent) openCluster() error {
 			Delegate: delegate, Multiplier: cfg.Performance.RaftMultiplier, Logger: logger.Named("autopilot"),
 			Stored: func() (consensus.AutopilotConfig, bool) { return a.node.View().AutopilotConfig() },
 		})
-		a.sess = newSessionDuty(logger, a.node, a.pool)
+		a.sess = cluster.NewSessionDuty(logger, a.node, a.pool)
 	}
 	a.boot = cluster.NewBootstrapper(boot)
 	if len(cfg.RetryJoin) > 0 {

@@ -1,4 +1,4 @@
-package agent
+package cluster
 
 import (
 	"context"
@@ -38,25 +38,25 @@ const (
 	sessionDestroyAttempts = 6
 )
 
-// sessionNode is the part of consensus.Node the session duty uses.
-type sessionNode interface {
+// SessionNode is the part of consensus.Node the session duty uses.
+type SessionNode interface {
 	Apply(ctx context.Context, cmd consensus.Command) (consensus.Result, error)
 	IsLeader() bool
 	SessionList() []consensus.Session
 }
 
-// sessionMembers is the part of gossip.Pool the session duty uses.
-type sessionMembers interface {
+// SessionMembers is the part of gossip.Pool the session duty uses.
+type SessionMembers interface {
 	Members() []gossip.Member
 }
 
-// sessionDuty is the leader's session work. Arm and Stop are what the
+// SessionDuty is the leader's session work. Arm and Stop are what the
 // HTTP API calls (httpapi.SessionTimers); Run is a leader duty; Event is
 // fed by the gossip event loop.
-type sessionDuty struct {
+type SessionDuty struct {
 	logger hclog.Logger
-	node   sessionNode
-	pool   sessionMembers
+	node   SessionNode
+	pool   SessionMembers
 	timers *sessions.Timers
 
 	trigger chan struct{}
@@ -67,8 +67,10 @@ type sessionDuty struct {
 	settleAt time.Time       // when absent nodes start to count as gone
 }
 
-func newSessionDuty(logger hclog.Logger, node sessionNode, pool sessionMembers) *sessionDuty {
-	d := &sessionDuty{logger: logger.Named("sessions"), node: node, pool: pool,
+// NewSessionDuty returns the session duty of a server whose Raft node is
+// node and whose gossip pool is pool.
+func NewSessionDuty(logger hclog.Logger, node SessionNode, pool SessionMembers) *SessionDuty {
+	d := &SessionDuty{logger: logger.Named("sessions"), node: node, pool: pool,
 		trigger: make(chan struct{}, 1), reaped: map[string]bool{}}
 	d.timers = sessions.NewTimers(d.expire)
 	return d
@@ -76,7 +78,7 @@ func newSessionDuty(logger hclog.Logger, node sessionNode, pool sessionMembers) 
 
 // Arm starts or restarts the TTL timer of session id, while this server
 // leads.
-func (d *sessionDuty) Arm(id string, ttl time.Duration) {
+func (d *SessionDuty) Arm(id string, ttl time.Duration) {
 	// Under mu, so that an Arm cannot fall between Run's reading of the
 	// sessions and its RearmAll, which would drop the timer.
 	d.mu.Lock()
@@ -87,12 +89,12 @@ func (d *sessionDuty) Arm(id string, ttl time.Duration) {
 }
 
 // Stop ends the TTL timer of session id.
-func (d *sessionDuty) Stop(id string) { d.timers.Stop(id) }
+func (d *SessionDuty) Stop(id string) { d.timers.Stop(id) }
 
 // Event takes a gossip event: a failed, left or reaped member starts a
 // pass. A reaped member is remembered, since it is gone from the member
 // list.
-func (d *sessionDuty) Event(e gossip.Event) {
+func (d *SessionDuty) Event(e gossip.Event) {
 	switch e.Type {
 	case gossip.EventMemberReap:
 		d.mu.Lock()
@@ -112,7 +114,7 @@ func (d *sessionDuty) Event(e gossip.Event) {
 
 // Run is the leader duty: timers re-armed, passes on events and every
 // sessionRepairInterval, until ctx ends.
-func (d *sessionDuty) Run(ctx context.Context) {
+func (d *SessionDuty) Run(ctx context.Context) {
 	d.mu.Lock()
 	d.leading = true
 	d.settleAt = time.Now().Add(sessionRepairInterval)
@@ -139,7 +141,7 @@ func (d *sessionDuty) Run(ctx context.Context) {
 }
 
 // pass destroys every session that gossip says must go.
-func (d *sessionDuty) pass(ctx context.Context) {
+func (d *SessionDuty) pass(ctx context.Context) {
 	d.mu.Lock()
 	reaped := d.reaped
 	d.reaped = map[string]bool{}
@@ -192,13 +194,13 @@ func staleSessions(list []consensus.Session, members []gossip.Member, reaped map
 }
 
 // expire is the timers' callback: the session's TTL ran out.
-func (d *sessionDuty) expire(id string) {
+func (d *SessionDuty) expire(id string) {
 	d.logger.Info("session TTL expired; invalidating it", "session", id)
 	d.destroy(context.Background(), id)
 }
 
 // destroy applies a session-destroy, retrying while this server leads.
-func (d *sessionDuty) destroy(ctx context.Context, id string) {
+func (d *SessionDuty) destroy(ctx context.Context, id string) {
 	var err error
 	for attempt := 1; attempt <= sessionDestroyAttempts; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, sessionDestroyTimeout)
