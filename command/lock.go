@@ -13,6 +13,8 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/conclavehq/conclave/agent/api"
 )
 
 // LockCommand is "conclave lock": Consul's "consul lock". It holds a lock
@@ -107,51 +109,21 @@ type locker struct {
 	inUse   error
 }
 
+// lockOptions are the flags and arguments of one conclave lock.
+type lockOptions struct {
+	limit, monitorRetry                      int
+	name, prefix                             string
+	command                                  []string
+	timeout, sessionTTL, lockDelay           time.Duration
+	childExitCode, passStdin, shell, verbose bool
+}
+
 // Run acquires the lock, runs the child and returns the exit code.
 func (c *LockCommand) Run(args []string) int {
-	var (
-		limit, monitorRetry                      int
-		name                                     string
-		timeout, sessionTTL, lockDelay           time.Duration
-		childExitCode, passStdin, shell, verbose bool
-	)
-	fs := c.FlagSet("lock", c.Help())
-	fs.IntVar(&limit, "n", 1, "")
-	fs.StringVar(&name, "name", "", "")
-	fs.DurationVar(&timeout, "timeout", 0, "")
-	fs.BoolVar(&childExitCode, "child-exit-code", false, "")
-	fs.IntVar(&monitorRetry, "monitor-retry", 3, "")
-	fs.BoolVar(&passStdin, "pass-stdin", false, "")
-	fs.BoolVar(&shell, "shell", true, "")
-	fs.BoolVar(&verbose, "verbose", false, "")
-	fs.DurationVar(&sessionTTL, "session-ttl", 15*time.Second, "")
-	fs.DurationVar(&lockDelay, "lock-delay", 15*time.Second, "")
-	client, ok := c.Setup(fs, args, func() bool {
-		switch {
-		case fs.NArg() < 2:
-			c.Ui.Error("Key prefix and child command must be specified")
-		case limit <= 0:
-			c.Ui.Error("Lock holder limit must be positive")
-		case timeout < 0:
-			c.Ui.Error("Timeout must be positive")
-		case monitorRetry < 0:
-			c.Ui.Error("Number for 'monitor-retry' must be >= 0")
-		case sessionTTL <= 0 || lockDelay <= 0:
-			c.Ui.Error("-session-ttl and -lock-delay must be positive")
-		default:
-			return true
-		}
-		return false
-	})
+	client, o, ok := c.parse(args)
 	if !ok {
 		return 1
 	}
-	prefix := strings.TrimPrefix(fs.Arg(0), "/")
-	command := fs.Args()[1:]
-	if name == "" {
-		name = fmt.Sprintf("Conclave lock for '%s' at '%s'", strings.Join(command, " "), prefix)
-	}
-
 	ep := client.Endpoint()
 	capi, err := consulapi.NewClient(&consulapi.Config{Address: ep.Address, HttpClient: ep.HTTPClient, Token: ep.Token, Datacenter: ep.Datacenter})
 	if err != nil {
@@ -159,34 +131,23 @@ func (c *LockCommand) Run(args []string) int {
 		return 1
 	}
 	var lu *locker
-	if limit == 1 {
-		lu, err = setupLock(capi, prefix, name, timeout, monitorRetry, sessionTTL, lockDelay)
+	if o.limit == 1 {
+		lu, err = setupLock(capi, o.prefix, o.name, o.timeout, o.monitorRetry, o.sessionTTL, o.lockDelay)
 	} else {
-		lu, err = setupSemaphore(capi, prefix, name, limit, timeout, monitorRetry, sessionTTL)
+		lu, err = setupSemaphore(capi, o.prefix, o.name, o.limit, o.timeout, o.monitorRetry, o.sessionTTL)
 	}
 	if err != nil {
 		c.Ui.Error("Lock setup failed: " + err.Error())
 		return 1
 	}
 
-	stop := c.ShutdownCh
 	forward := make(chan os.Signal, 4)
 	signal.Notify(forward, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(forward)
-	if stop == nil {
-		sigs := make(chan os.Signal, 2)
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sigs)
-		ch := make(chan struct{})
-		go func() {
-			if _, ok := <-sigs; ok {
-				close(ch)
-			}
-		}()
-		stop = ch
-	}
+	stop, release := c.stopChannel()
+	defer release()
 
-	if verbose {
+	if o.verbose {
 		c.Ui.Info("Attempting lock acquisition")
 	}
 	lost, err := lu.lock(stop)
@@ -198,32 +159,103 @@ func (c *LockCommand) Run(args []string) int {
 		}
 		return 1
 	}
+	code := c.runHolding(o, stop, lost, forward)
+	if !c.cleanup(lu, o.verbose) {
+		return 1
+	}
+	return code
+}
 
-	code := 0
-	childDone := make(chan error, 1)
+// parse reads the flags and arguments, and builds the client.
+func (c *LockCommand) parse(args []string) (*api.Client, lockOptions, bool) {
+	var o lockOptions
+	fs := c.FlagSet("lock", c.Help())
+	fs.IntVar(&o.limit, "n", 1, "")
+	fs.StringVar(&o.name, "name", "", "")
+	fs.DurationVar(&o.timeout, "timeout", 0, "")
+	fs.BoolVar(&o.childExitCode, "child-exit-code", false, "")
+	fs.IntVar(&o.monitorRetry, "monitor-retry", 3, "")
+	fs.BoolVar(&o.passStdin, "pass-stdin", false, "")
+	fs.BoolVar(&o.shell, "shell", true, "")
+	fs.BoolVar(&o.verbose, "verbose", false, "")
+	fs.DurationVar(&o.sessionTTL, "session-ttl", 15*time.Second, "")
+	fs.DurationVar(&o.lockDelay, "lock-delay", 15*time.Second, "")
+	client, ok := c.Setup(fs, args, func() bool {
+		switch {
+		case fs.NArg() < 2:
+			c.Ui.Error("Key prefix and child command must be specified")
+		case o.limit <= 0:
+			c.Ui.Error("Lock holder limit must be positive")
+		case o.timeout < 0:
+			c.Ui.Error("Timeout must be positive")
+		case o.monitorRetry < 0:
+			c.Ui.Error("Number for 'monitor-retry' must be >= 0")
+		case o.sessionTTL <= 0 || o.lockDelay <= 0:
+			c.Ui.Error("-session-ttl and -lock-delay must be positive")
+		default:
+			return true
+		}
+		return false
+	})
+	if !ok {
+		return nil, o, false
+	}
+	o.prefix = strings.TrimPrefix(fs.Arg(0), "/")
+	o.command = fs.Args()[1:]
+	if o.name == "" {
+		o.name = fmt.Sprintf("Conclave lock for '%s' at '%s'", strings.Join(o.command, " "), o.prefix)
+	}
+	return client, o, true
+}
+
+// stopChannel is closed when the command is to stop: c.ShutdownCh, or
+// else the first SIGINT or SIGTERM. release stops listening for them.
+func (c *LockCommand) stopChannel() (stop <-chan struct{}, release func()) {
+	if c.ShutdownCh != nil {
+		return c.ShutdownCh, func() {}
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ch := make(chan struct{})
+	go func() {
+		if _, ok := <-sigs; ok {
+			close(ch)
+		}
+	}()
+	return ch, func() { signal.Stop(sigs) }
+}
+
+// runHolding runs the child while the lock is held and returns its exit
+// code (1 when it could not start, 0 when a stop came first).
+func (c *LockCommand) runHolding(o lockOptions, stop, lost <-chan struct{}, forward <-chan os.Signal) int {
 	select {
 	case <-stop:
 		c.Ui.Error("Shutdown triggered during lock acquisition")
+		return 0
 	default:
-		if err := c.startChild(command, shell, passStdin, childDone); err != nil {
-			c.Ui.Error("Error starting handler: " + err.Error())
-			code = 1
-			break
-		}
-		if verbose {
-			c.Ui.Info("Lock acquired; running " + strings.Join(command, " "))
-		}
-		code = c.supervise(stop, lost, forward, childDone, childExitCode, verbose)
 	}
+	childDone := make(chan error, 1)
+	if err := c.startChild(o.command, o.shell, o.passStdin, childDone); err != nil {
+		c.Ui.Error("Error starting handler: " + err.Error())
+		return 1
+	}
+	if o.verbose {
+		c.Ui.Info("Lock acquired; running " + strings.Join(o.command, " "))
+	}
+	return c.supervise(stop, lost, forward, childDone, o.childExitCode, o.verbose)
+}
 
+// cleanup releases the lock and removes its keys unless another holder
+// still uses them; false when either failed.
+func (c *LockCommand) cleanup(lu *locker, verbose bool) bool {
 	if err := lu.unlock(); err != nil && !errors.Is(err, consulapi.ErrLockNotHeld) && !errors.Is(err, consulapi.ErrSemaphoreNotHeld) {
 		c.Ui.Error("Lock release failed: " + err.Error())
-		return 1
+		return false
 	}
 	if err := lu.destroy(); err != nil {
 		if !errors.Is(err, lu.inUse) {
 			c.Ui.Error("Lock cleanup failed: " + err.Error())
-			return 1
+			return false
 		}
 		if verbose {
 			c.Ui.Info("Cleanup aborted, lock in use")
@@ -231,7 +263,7 @@ func (c *LockCommand) Run(args []string) int {
 	} else if verbose {
 		c.Ui.Info("Cleanup succeeded")
 	}
-	return code
+	return true
 }
 
 // supervise waits for the child to exit, the lock to be lost or a stop,
