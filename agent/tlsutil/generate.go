@@ -72,15 +72,7 @@ func GenerateCA(opts CAOptions) (certPEM, keyPEM []byte, err error) {
 	if opts.Days < 0 {
 		return nil, nil, fmt.Errorf("days must be positive, got %d", opts.Days)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate CA key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
-	keyID, err := keyID(key.Public())
+	key, serial, keyID, err := newKey("CA key")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,15 +126,7 @@ func GenerateCert(opts CertOptions) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
-	keyID, err := keyID(key.Public())
+	key, serial, keyID, err := newKey("key")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,4 +220,20 @@ func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("encode key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// newKey makes the ECDSA P-256 key of a new certificate (what names it in
+// an error), a random serial number and the key's subject key ID.
+func newKey(what string) (key *ecdsa.PrivateKey, serial *big.Int, id []byte, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("generate %s: %w", what, err)
+	}
+	if serial, err = serialNumber(); err != nil {
+		return nil, nil, nil, err
+	}
+	if id, err = keyID(key.Public()); err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, id, nil
 }
