@@ -92,7 +92,7 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		slices.Sort(alive)
-		if want := []string{"client-1/client", "server-1/server", "server-2/server", "server-3/server"}; !slices.Equal(alive, want) {
+		if want := []string{"client-1/" + api.RoleClient, "server-1/" + api.RoleServer, "server-2/" + api.RoleServer, "server-3/" + api.RoleServer}; !slices.Equal(alive, want) {
 			return fmt.Errorf("alive members %q, want %q", alive, want)
 		}
 		return nil
