@@ -27,6 +27,12 @@ const testVersion = "0.1.0"
 // data_dir (unless cb sets one), after nomad's TestServer(t, cb).
 func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 	t.Helper()
+	return testAgentWith(t, name, Options{}, cb)
+}
+
+// testAgentWith is testAgent with opts' FSM and Routes.
+func testAgentWith(t *testing.T, name string, opts Options, cb func(c *config.Config)) *Agent {
+	t.Helper()
 	ip := testutil.IP(t)
 	ports := testutil.PortsOn(t, ip, 3)
 	c := &config.Config{
@@ -46,7 +52,8 @@ func testAgent(t *testing.T, name string, cb func(c *config.Config)) *Agent {
 	if cb != nil {
 		cb(c)
 	}
-	a, err := New(Options{Config: c, Logger: testutil.Logger(t).Named(name), Version: testVersion})
+	opts.Config, opts.Logger, opts.Version = c, testutil.Logger(t).Named(name), testVersion
+	a, err := New(opts)
 	if err != nil {
 		t.Fatalf("New(%s): %v", name, err)
 	}
