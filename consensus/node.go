@@ -168,6 +168,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.transport = newTransport(cfg, logger)
+	if err := recoverFromPeersFile(cfg, logger, logs, stable, snaps, n.transport); err != nil {
+		n.transport.Close()
+		n.closeStores()
+		return nil, err
+	}
 	var fsm raft.FSM = checkpointFilter{n.fsm}
 	if cfg.FSM != nil {
 		fsm = appFSM{cfg.FSM}
