@@ -37,6 +37,7 @@ func Commands(ui cli.Ui) map[string]cli.CommandFactory {
 		"operator discover":             func() cli.Command { return &OperatorDiscoverCommand{Meta: meta} },
 		"operator raft":                 func() cli.Command { return &OperatorRaftCommand{} },
 		"operator raft list-peers":      func() cli.Command { return &OperatorRaftListPeersCommand{Meta: meta} },
+		"operator raft recover-plan":    func() cli.Command { return &OperatorRaftRecoverPlanCommand{Meta: meta} },
 		"operator raft remove-peer":     func() cli.Command { return &OperatorRaftRemovePeerCommand{Meta: meta} },
 		"operator raft transfer-leader": func() cli.Command { return &OperatorRaftTransferLeaderCommand{Meta: meta} },
 		"session":                       func() cli.Command { return &SessionCommand{} },

@@ -23,7 +23,7 @@ func TestCommands_names(t *testing.T) {
 		"operator", "operator autopilot", "operator autopilot get-config", "operator autopilot health",
 		"operator autopilot set-config", "operator autopilot state",
 		"operator bootstrap", "operator discover", "operator raft",
-		"operator raft list-peers", "operator raft remove-peer", "operator raft transfer-leader",
+		"operator raft list-peers", "operator raft recover-plan", "operator raft remove-peer", "operator raft transfer-leader",
 		"reload",
 		"session", "session destroy", "session info", "session list",
 		"snapshot", "snapshot inspect", "snapshot restore", "snapshot save",
