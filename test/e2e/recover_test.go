@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,6 +67,18 @@ func TestRecoverLostMajorityWithPeersJSON(t *testing.T) {
 
 	survivor.Stop()
 	peers := filepath.Join(survivor.Dir, "raft", "peers.json")
+	// Consul's old format, a list of addresses, stops the start and says why.
+	if err := os.WriteFile(peers, []byte(`["`+survivor.RaftAddr()+`"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	survivor.Start()
+	var exit *exec.ExitError
+	if err := survivor.WaitExit(30 * time.Second); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("server with an old-format peers.json: exit %v, want exit code 1", err)
+	}
+	if logs := survivor.Logs(); !strings.Contains(logs, peers) || !strings.Contains(logs, "old format") {
+		t.Errorf("output does not name %s and the old format:\n%s", peers, logs)
+	}
 	if err := os.WriteFile(peers, []byte(plan), 0o600); err != nil {
 		t.Fatal(err)
 	}
