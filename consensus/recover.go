@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,9 @@ type RecoveryPeer struct {
 // host:port, no id or address twice, at least one voter, and localID among
 // the ids. Consul's older format, an array of address strings, is refused.
 func ParsePeers(data []byte, localID string) (raft.Configuration, error) {
+	if !strings.HasPrefix(strings.TrimSpace(string(data)), "[") {
+		return raft.Configuration{}, errors.New(`not a JSON array of servers: write [{"id": "<node-id>", "address": "<host:port>", "non_voter": false}, ...]`)
+	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return raft.Configuration{}, fmt.Errorf("not a JSON array of servers: %v", err)
@@ -53,6 +57,9 @@ func ParsePeers(data []byte, localID string) (raft.Configuration, error) {
 		if s := strings.TrimSpace(string(r)); strings.HasPrefix(s, `"`) {
 			return raft.Configuration{}, fmt.Errorf(`entry %d is a plain address string: the old format (a list of addresses) is not supported; write [{"id": "<node-id>", "address": "<host:port>", "non_voter": false}, ...]`, i)
 		}
+		if !strings.HasPrefix(strings.TrimSpace(string(r)), "{") {
+			return raft.Configuration{}, fmt.Errorf(`entry %d is not an object: write {"id": "<node-id>", "address": "<host:port>", "non_voter": false}`, i)
+		}
 		var p RecoveryPeer
 		dec := json.NewDecoder(strings.NewReader(string(r)))
 		dec.DisallowUnknownFields()
@@ -62,7 +69,7 @@ func ParsePeers(data []byte, localID string) (raft.Configuration, error) {
 		if p.ID == "" {
 			return raft.Configuration{}, fmt.Errorf("entry %d: missing id", i)
 		}
-		if _, port, err := net.SplitHostPort(p.Address); err != nil || port == "" {
+		if host, port, err := net.SplitHostPort(p.Address); err != nil || host == "" || !validPort(port) {
 			return raft.Configuration{}, fmt.Errorf("entry %d (id %q): address %q is not host:port", i, p.ID, p.Address)
 		}
 		if ids[p.ID] {
@@ -130,4 +137,10 @@ func recoverFromPeersFile(cfg Config, logger hclog.Logger, logs raft.LogStore, s
 	}
 	logger.Warn("cluster recovered from peers.json: the Raft configuration was replaced and the file removed; start every other surviving server with the same file", "path", path, "servers", strings.Join(servers, ", "))
 	return nil
+}
+
+// validPort reports whether s is a TCP port number, 1 to 65535.
+func validPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n > 0
 }

@@ -31,14 +31,20 @@ func TestParsePeers(t *testing.T) {
 	for _, tc := range []struct {
 		name, data, want string
 	}{
-		{"not json", `{`, "not a JSON array of servers: unexpected end of JSON input"},
-		{"object", `{"id": "a"}`, "not a JSON array of servers: json: cannot unmarshal object into Go value of type []json.RawMessage"},
+		{"not json", `[{`, "not a JSON array of servers: unexpected end of JSON input"},
+		{"object", `{"id": "a"}`, `not a JSON array of servers: write [{"id": "<node-id>", "address": "<host:port>", "non_voter": false}, ...]`},
+		{"empty file", ``, `not a JSON array of servers: write [{"id": "<node-id>", "address": "<host:port>", "non_voter": false}, ...]`},
 		{"empty", `[]`, "no servers: the array is empty"},
 		{"old format", `["10.0.0.1:8300"]`, `entry 0 is a plain address string: the old format (a list of addresses) is not supported; write [{"id": "<node-id>", "address": "<host:port>", "non_voter": false}, ...]`},
+		{"wrong type", `[{"id": 7, "address": "10.0.0.1:8300"}]`, `entry 0: json: cannot unmarshal number into Go struct field RecoveryPeer.id of type string`},
 		{"unknown field", `[{"id": "a", "address": "10.0.0.1:8300", "voter": true}]`, `entry 0: json: unknown field "voter"`},
 		{"missing id", `[{"address": "10.0.0.1:8300"}]`, "entry 0: missing id"},
 		{"bad address", `[{"id": "a", "address": "10.0.0.1"}]`, `entry 0 (id "a"): address "10.0.0.1" is not host:port`},
 		{"no port", `[{"id": "a", "address": "10.0.0.1:"}]`, `entry 0 (id "a"): address "10.0.0.1:" is not host:port`},
+		{"no host", `[{"id": "a", "address": ":8300"}]`, `entry 0 (id "a"): address ":8300" is not host:port`},
+		{"bad port", `[{"id": "a", "address": "10.0.0.1:http"}]`, `entry 0 (id "a"): address "10.0.0.1:http" is not host:port`},
+		{"port out of range", `[{"id": "a", "address": "10.0.0.1:70000"}]`, `entry 0 (id "a"): address "10.0.0.1:70000" is not host:port`},
+		{"not an object", `[42]`, `entry 0 is not an object: write {"id": "<node-id>", "address": "<host:port>", "non_voter": false}`},
 		{"duplicate id", `[{"id": "a", "address": "10.0.0.1:1"}, {"id": "a", "address": "10.0.0.2:1"}]`, `entry 1: id "a" appears twice`},
 		{"duplicate address", `[{"id": "a", "address": "10.0.0.1:1"}, {"id": "b", "address": "10.0.0.1:1"}]`, `entry 1: address "10.0.0.1:1" appears twice`},
 		{"no voter", `[{"id": "a", "address": "10.0.0.1:1", "non_voter": true}]`, "no voter: at least one server must have non_voter false"},
