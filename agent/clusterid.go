@@ -50,6 +50,11 @@ func (a *Agent) learnClusterID(id string) {
 		a.clusterID.Store(id)
 		a.logger.Info("cluster ID", "cluster_id", id)
 	}
+	if a.leaving.Load() || a.stopping.Load() {
+		// The pool is leaving: a tag update would wait for a broadcast
+		// that no member takes any more (5 s each time).
+		return
+	}
 	if err := a.pool.SetTag(gossip.TagClusterID, id); err != nil {
 		a.logger.Warn("set the cluster_id gossip tag", "error", err)
 	}

@@ -97,6 +97,12 @@ func WatchClusterID(ctx context.Context, w ClusterIDWatch) error {
 	t := time.NewTicker(clusterIDPoll)
 	defer t.Stop()
 	for {
+		// A stop must win over a tick that is due too: select picks at
+		// random among ready cases, and each pass may block (Learn sets
+		// a gossip tag).
+		if ctx.Err() != nil {
+			return nil
+		}
 		if meta, ok := w.Store.View().ClusterMeta(); ok {
 			id := meta.ClusterID
 			if file != "" && id != file {
