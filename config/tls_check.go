@@ -197,10 +197,16 @@ func checkCAPath(dir string) error {
 	return nil
 }
 
-// checkPEMCerts checks that b holds PEM blocks of certificates, at least
-// one, that parse.
-func checkPEMCerts(b []byte) error {
-	n := 0
+// ErrNoPEMCertificate is returned by ParsePEMCertificates for input that
+// holds no PEM certificate block.
+var ErrNoPEMCertificate = errors.New("no PEM certificate")
+
+// ParsePEMCertificates parses every CERTIFICATE block of PEM input b,
+// skipping blocks of other types. It returns ErrNoPEMCertificate when
+// there is none, and x509's error for a block that does not parse. The
+// configuration check and agent/tlsutil's CA loading share it.
+func ParsePEMCertificates(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	for {
 		var blk *pem.Block
 		blk, b = pem.Decode(b)
@@ -210,13 +216,27 @@ func checkPEMCerts(b []byte) error {
 		if blk.Type != "CERTIFICATE" {
 			continue
 		}
-		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return fmt.Errorf("has a certificate that does not parse: %v", err)
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
 		}
-		n++
+		certs = append(certs, cert)
 	}
-	if n == 0 {
+	if len(certs) == 0 {
+		return nil, ErrNoPEMCertificate
+	}
+	return certs, nil
+}
+
+// checkPEMCerts checks that b holds PEM blocks of certificates, at least
+// one, that parse.
+func checkPEMCerts(b []byte) error {
+	_, err := ParsePEMCertificates(b)
+	switch {
+	case errors.Is(err, ErrNoPEMCertificate):
 		return fmt.Errorf("has no PEM certificate")
+	case err != nil:
+		return fmt.Errorf("has a certificate that does not parse: %v", err)
 	}
 	return nil
 }

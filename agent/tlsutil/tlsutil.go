@@ -3,7 +3,6 @@ package tlsutil
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+
+	"github.com/conclavehq/conclave/config"
 )
 
 // Domain is the domain of the names in Conclave's certificates: a server
@@ -203,25 +204,15 @@ func addCAFile(pool *x509.CertPool, path string) error {
 	if err != nil {
 		return fmt.Errorf("read CA: %w", err)
 	}
-	n := 0
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return fmt.Errorf("parse CA file %s: %w", path, err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
+	certs, err := config.ParsePEMCertificates(b)
+	switch {
+	case errors.Is(err, config.ErrNoPEMCertificate):
 		return fmt.Errorf("CA file %s has no PEM certificate", path)
+	case err != nil:
+		return fmt.Errorf("parse CA file %s: %w", path, err)
+	}
+	for _, cert := range certs {
+		pool.AddCert(cert)
 	}
 	return nil
 }
